@@ -1,0 +1,107 @@
+"""pytest plugin: the zoogate option group, hardware markers and their skip hook, gate logging, RNG hygiene."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from zoogate import detect
+from zoogate.record import FAIL, SKIP, GateRecord
+
+HARDWARE_MARKERS = ("ascend", "vacc", "gpu")
+NPU_MARKERS = ("ascend", "vacc")          # imply `npu`
+
+
+def _bs_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise pytest.UsageError(f"--bs: expected a batch size or a comma list like 1,4,8; got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise pytest.UsageError(f"--bs: batch sizes must be >= 1; got {text!r}")
+    return values
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("zoogate", "zoogate: models, runners, data and gates")
+    g.addoption("--bs", default=None, help="batch size(s) of runner tests: one or a comma list (e.g. 4 or 1,4,8)")
+    g.addoption("--models", default=None,
+                help="comma list of registry models to test (default: a CPU-sized selection; 'all' for every model)")
+    g.addoption("--runner", action="append", default=None,
+                help="restrict runner tests to these runners (repeatable): torch, onnxruntime, ascend, vacc, ...")
+    g.addoption("--weights", action="append", default=[], metavar="DIR|NAME=FILE",
+                help="real checkpoints: a folder of <model>.pth/.safetensors, or NAME=FILE (repeatable)")
+    g.addoption("--onnx", action="append", default=[], metavar="NAME=PATH",
+                help="user-supplied ONNX file for a registry model (PaddleClas, MindSpore rows), repeatable")
+    g.addoption("--device-id", type=int, default=0, help="accelerator card index (Ascend/VACC/CUDA)")
+    g.addoption("--model-dir", default=None, metavar="DIR",
+                help="where compiled models live (inception_v4_bs4.om, VACC model prefixes)")
+    g.addoption("--cache-dir", default=None, metavar="DIR",
+                help="cache for calibrated weights and ONNX exports (default $ZOOGATE_CACHE or ~/.cache/zoogate)")
+    g.addoption("--imagenet", default=None, metavar="DIR",
+                help="ImageNet val folder (val/ + val_label.txt, or class folders) for live accuracy gates")
+    g.addoption("--limit", type=int, default=None, metavar="N", help="evaluate a class-balanced subset of N images")
+    g.addoption("--resume", action="store_true", help="resume an interrupted live evaluation from its saved partials")
+    g.addoption("--results", default=None, metavar="DIR", help="a device's result folder to score offline")
+    g.addoption("--labels", default=None, metavar="FILE", help="label file for --results (val_label.txt format)")
+    g.addoption("--baseline-row", default=None, metavar="ROW",
+                help="baseline row a run claims (reference, ascend-310p3, gpu-v100, ...)")
+    g.addoption("--gate-report", default=None, metavar="PATH",
+                help="write the gate report JSON here (default reports/gate-report.json)")
+    g.addoption("--save-baseline", default=None, metavar="NAME", help="record measured fps floors under NAME")
+    g.addoption("--compare-baseline", default=None, metavar="NAME", help="fail on fps regressions against NAME")
+    g.addoption("--require", action="append", default=[], metavar="RUNNER",
+                help="fail the run when every test of this runner was skipped (repeatable)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    bs = config.getoption("--bs")
+    config.zoogate_bs = _bs_list(bs) if bs else None
+    config.zoogate_records = []      # GateRecords logged by tests, in order
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """ascend/vacc imply npu; hardware-marked tests skip with what was not found."""
+    for item in items:
+        names = {m.name for m in item.iter_markers()}
+        if names & set(NPU_MARKERS) and "npu" not in names:
+            item.add_marker(pytest.mark.npu)
+        for marker in HARDWARE_MARKERS:
+            if marker in names:
+                ok, why = detect.marker_available(marker)
+                if not ok:
+                    item.add_marker(pytest.mark.skip(reason=why))
+                    break
+
+
+@pytest.fixture(autouse=True)
+def _restore_rng_state():
+    """Tests may seed RNGs; restore python/numpy/torch state afterwards so order never matters."""
+    import torch
+
+    py, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    yield
+    random.setstate(py)
+    np.random.set_state(np_state)
+    torch.set_rng_state(torch_state)
+
+
+@pytest.fixture
+def gate_log(request: pytest.FixtureRequest):
+    """Log a GateRecord for the report, then turn it into the test's outcome.
+
+    FAIL -> AssertionError whose message is the record's explanation; SKIP -> pytest.skip(reason).
+    """
+
+    def log(record: GateRecord) -> GateRecord:
+        record.details.setdefault("nodeid", request.node.nodeid)
+        request.config.zoogate_records.append(record)
+        if record.status == FAIL:
+            pytest.fail(record.explain(), pytrace=False)
+        if record.status == SKIP:
+            pytest.skip(record.reason)
+        return record
+
+    return log
