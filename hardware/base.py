@@ -20,6 +20,10 @@ class Timing:
         self.host_s.clear()
         self.device_s.clear()
 
+    def add_device(self, seconds: float) -> None:
+        """Timing hook for backends that report device time (ais_bench exec_time_list, CUDA events)."""
+        self.device_s.append(float(seconds))
+
 
 class Runner(abc.ABC):
     """Load a model artifact for a batch size and turn float32 NCHW batches into float32 (N, C) logits.
@@ -32,10 +36,20 @@ class Runner(abc.ABC):
     marker: str | None = None
     artifact_suffix: str = ""          # ".onnx", ".om", ... what load() expects
     static_batch: bool = False         # True: the artifact accepts exactly batch_size inputs
+    precision: str = "fp32"            # fp32 / fp16 / int8: picks the agreement tolerance
+    reports_device_time: bool = False  # True: infer() also fills timing.device_s
 
     def __init__(self) -> None:
         self.timing = Timing()
         self.batch_size: int | None = None
+        # True when the loaded artifact has a background class at index 0 (1001 outputs, Cadene /
+        # TF-slim InceptionV4 as the Ascend guide exports it). Outputs are returned as-is; callers decide.
+        self.background_class: bool = False
+
+    @property
+    def agreement_tolerance(self) -> str:
+        """Name of the baselines tolerance for agreement with PyTorch eager fp32."""
+        return {"fp16": "fp16", "int8": "int8"}.get(self.precision, "fp32_cross_backend")
 
     @classmethod
     @abc.abstractmethod
@@ -51,15 +65,26 @@ class Runner(abc.ABC):
         """Run one batch exactly as given; return raw outputs."""
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Logits float32 (N, C) for a float32 (N, 3, H, W) batch; N may be below batch_size (partial tail)."""
+        """Logits float32 (N, C) for a float32 (N, 3, H, W) batch; N may be below batch_size (partial tail).
+
+        Static-batch runners get the partial tail padded to batch_size (pad_to_batch) and the padded
+        rows dropped again here, so every backend handles the last batch the same way.
+        """
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.ndim != 4:
             raise ValueError(f"{self.name}: expected a 4-d NCHW batch, got shape {batch.shape}")
+        n_real = batch.shape[0]
+        if self.static_batch:
+            if self.batch_size is None:
+                raise RuntimeError(f"{self.name}: load() the artifact before infer()")
+            batch, n_real = pad_to_batch(batch, self.batch_size)
         t0 = time.perf_counter()
         out = self._infer(batch)
         self.timing.host_s.append(time.perf_counter() - t0)
-        out = np.asarray(out, dtype=np.float32).reshape(batch.shape[0], -1)
-        return out
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim == 0 or out.shape[0] != batch.shape[0]:
+            raise ValueError(f"{self.name}: {batch.shape[0]} input rows gave output of shape {out.shape}")
+        return out.reshape(batch.shape[0], -1)[:n_real]
 
     def close(self) -> None:
         """Release device resources; safe to call twice."""
@@ -69,6 +94,13 @@ class Runner(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def infer_all(runner: Runner, batch: np.ndarray) -> np.ndarray:
+    """Run any number of images through a loaded runner in chunks of runner.batch_size (last chunk partial)."""
+    bs = runner.batch_size or len(batch)
+    chunks = [runner.infer(batch[i:i + bs]) for i in range(0, len(batch), bs)]
+    return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 0), np.float32)
 
 
 def pad_to_batch(batch: np.ndarray, batch_size: int) -> tuple[np.ndarray, int]:

@@ -1,0 +1,95 @@
+"""Architecture conformance gates: parameter count, FLOPs, input/output shapes, class count.
+
+FLOPs are counted with torch.utils.flop_counter.FlopCounterMode on one image at the documented input
+size: it counts 2 x multiply-accumulates of convolutions and matrix products (the GEMM FLOPs) and
+nothing else -- no BatchNorm, activations, pooling or additions. The documents counted another way,
+hence the named relative tolerance ``gflops_rel``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from zoogate import baselines
+from zoogate.models import count_params_m
+from zoogate.record import FAIL, PASS, SKIP, GateRecord, within
+
+FLOPS_COUNTED = "2 x MACs of conv/matmul (torch.utils.flop_counter), batch 1, eval mode"
+
+
+def params_gate(name: str, module: nn.Module) -> GateRecord:
+    mb = baselines.model(name)
+    measured = round(count_params_m(module), 6)
+    if mb.documented_implementation:
+        tol = baselines.tolerance("params_exact_m")
+        rec = within("architecture", "params_m", name, measured, mb.params_m, abs_tol=tol.value,
+                     tolerance_text=f"{tol} ({tol.why})", source=mb.source, unit=" M")
+    else:
+        tol = baselines.tolerance("params_framework_rel")
+        rec = within("architecture", "params_m", name, measured, mb.params_m, rel_tol=tol.value,
+                     tolerance_text=f"{tol} ({tol.why})", source=mb.source, unit=" M")
+        rec.reason += f"; framework module ({mb.implementation}) differs from the documented count by design"
+    return rec
+
+
+def count_gflops(module: nn.Module, input_size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        module.eval()(torch.zeros(1, 3, input_size, input_size))
+    return counter.get_total_flops() / 1e9
+
+
+def flops_gate(name: str, module: nn.Module) -> GateRecord:
+    mb = baselines.model(name)
+    tol = baselines.tolerance("gflops_rel")
+    measured = round(count_gflops(module, mb.input_size), 4)
+    rec = within("architecture", "gflops", name, measured, mb.gflops, rel_tol=tol.value,
+                 tolerance_text=f"{tol} ({tol.why})", source=mb.source, unit=" G")
+    rec.details["counted"] = FLOPS_COUNTED
+    rec.reason += f"; counted: {FLOPS_COUNTED}"
+    return rec
+
+
+def io_gate(name: str, module: nn.Module, batch_size: int = 2) -> GateRecord:
+    """The documented input (N, 3, S, S) float32 is accepted and gives (N, num_classes) float32 logits."""
+    mb = baselines.model(name)
+    want = (batch_size, mb.num_classes)
+    with torch.no_grad():
+        out = module.eval()(torch.zeros(batch_size, 3, mb.input_size, mb.input_size))
+    got = tuple(out.shape)
+    ok = got == want and out.dtype == torch.float32
+    return GateRecord("architecture", "io_shape", name, PASS if ok else FAIL, f"{got} {out.dtype}",
+                      f"{want} torch.float32", mb.source, "exact",
+                      f"input (N, 3, {mb.input_size}, {mb.input_size}) -> output {got}, expected {want}")
+
+
+def class_count_gate(name: str, num_outputs: int) -> GateRecord:
+    mb = baselines.model(name)
+    note = " (index 0 = background)" if mb.background_class else ""
+    ok = num_outputs == mb.num_classes
+    return GateRecord("architecture", "num_classes", name, PASS if ok else FAIL, num_outputs, mb.num_classes,
+                      mb.source, "exact", f"{num_outputs} output classes vs documented {mb.num_classes}{note}")
+
+
+def onnx_io_gates(name: str, onnx_path) -> list[GateRecord]:
+    """For a user-supplied ONNX file: declared input spatial size and output class count."""
+    import onnx
+
+    mb = baselines.model(name)
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    dims = lambda vi: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]
+    in_dims, out_dims = dims(graph.input[0]), dims(graph.output[0])
+    spatial_ok = in_dims[1:] == [3, mb.input_size, mb.input_size]
+    records = [GateRecord("architecture", "io_shape", name, PASS if spatial_ok else FAIL, str(in_dims),
+                          f"[N, 3, {mb.input_size}, {mb.input_size}]", mb.source, "exact",
+                          f"ONNX input {graph.input[0].name} declares {in_dims}")]
+    classes = out_dims[-1] if out_dims and isinstance(out_dims[-1], int) else None
+    if classes is None:
+        records.append(GateRecord("architecture", "num_classes", name, SKIP, str(out_dims), mb.num_classes,
+                                  mb.source, "exact", "output class dimension is symbolic in the ONNX graph"))
+    else:
+        records.append(class_count_gate(name, classes))
+    return records
