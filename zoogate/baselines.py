@@ -242,6 +242,8 @@ def _read_toml(file: Path) -> dict:
         raise ZoogateError(f"cannot read baseline file: {exc.strerror}", _where(file)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ZoogateError(f"not valid TOML: {exc}", _where(file)) from None
+    except UnicodeDecodeError as exc:
+        raise ZoogateError(f"not UTF-8 text (TOML must be UTF-8): {exc.reason} at byte {exc.start}", _where(file)) from None
 
 
 def parse_family_file(file: Path) -> dict[str, ModelBaseline]:

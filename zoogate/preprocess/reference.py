@@ -38,8 +38,9 @@ def preprocess_reference(img: Image.Image, spec: Preprocess) -> np.ndarray:
 
 
 def preprocess_batch(images: list[Image.Image], spec: Preprocess) -> np.ndarray:
-    """float32 NCHW for a list of PIL images."""
-    return np.stack([preprocess_reference(im, spec) for im in images])
+    """float32 NCHW for a list of PIL images (one torch thread: same values, much faster on a busy host)."""
+    with torch_threads(1):
+        return np.stack([preprocess_reference(im, spec) for im in images])
 
 
 @contextlib.contextmanager

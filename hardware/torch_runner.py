@@ -1,0 +1,129 @@
+"""PyTorch eager runners: CPU fp32, and CUDA fp32 / fp16 where a GPU is present (`gpu` marker).
+
+The artifact is a torch.nn.Module (or anything with a ``.module``, e.g. zoogate.weights.LoadedModel).
+CPU runs use the module as given (eval mode, never modified); CUDA runs work on a deep copy so the
+caller's CPU module stays float32 on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from hardware.base import Runner
+from zoogate import detect
+
+
+def _module_of(artifact):
+    module = getattr(artifact, "module", artifact)
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"torch runner: expected a torch.nn.Module or a LoadedModel, got {type(artifact).__name__}")
+    return module
+
+
+def _tensor(batch: np.ndarray):
+    import torch
+
+    # zoo batches are read-only; torch.from_numpy warns on (and must not write to) those
+    return torch.from_numpy(batch if batch.flags.writeable else batch.copy())
+
+
+def _first_output(out):
+    """Classifiers may return a tuple (logits, aux) or a namedtuple; the logits come first."""
+    if isinstance(out, (tuple, list)):
+        return out[0]
+    return out
+
+
+class TorchRunner(Runner):
+    name = "torch"
+    marker = None
+    artifact_suffix = ""
+    device = "cpu"
+    precision = "fp32"
+
+    def __init__(self, device_id: int = 0, **options) -> None:
+        super().__init__()
+        if options:
+            raise TypeError(f"{self.name}: unknown option(s) {sorted(options)}")
+        self.device_id = device_id
+        self.module = None
+
+    @property
+    def agreement_tolerance(self) -> str:
+        # eager fp32 on the CPU against eager fp32 on the CPU: the same kernels
+        if self.device == "cpu" and self.precision == "fp32":
+            return "fp32_same_backend"
+        return super().agreement_tolerance
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return True, "PyTorch CPU"
+
+    def _torch_device(self):
+        import torch
+
+        return torch.device("cpu") if self.device == "cpu" else torch.device(f"cuda:{self.device_id}")
+
+    def load(self, artifact, batch_size: int) -> "TorchRunner":
+        module = _module_of(artifact)
+        if self.device != "cpu" or self.precision != "fp32":
+            module = copy.deepcopy(module).to(self._torch_device())
+            if self.precision == "fp16":
+                module = module.half()
+        self.module = module.eval()
+        self.batch_size = batch_size
+        return self
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = _tensor(batch).to(self._torch_device())
+        if self.precision == "fp16":
+            x = x.half()
+        with torch.inference_mode():
+            out = _first_output(self.module(x))
+        return out.float().cpu().numpy()
+
+    def close(self) -> None:
+        self.module = None
+
+
+class TorchCudaRunner(TorchRunner):
+    """CUDA fp32; device time from CUDA events around the forward pass."""
+
+    name = "torch-cuda"
+    marker = "gpu"
+    device = "cuda"
+    precision = "fp32"
+    reports_device_time = True
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return detect.cuda()
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        dev = self._torch_device()
+        x = _tensor(batch).to(dev)
+        if self.precision == "fp16":
+            x = x.half()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.inference_mode():
+            start.record()
+            out = _first_output(self.module(x))
+            end.record()
+        result = out.float().cpu().numpy()     # synchronises the stream
+        self.timing.add_device(start.elapsed_time(end) / 1000.0)
+        return result
+
+
+class TorchCudaFp16Runner(TorchCudaRunner):
+    """CUDA with the module and inputs in float16 (outputs returned as float32)."""
+
+    name = "torch-cuda-fp16"
+    precision = "fp16"

@@ -1,0 +1,82 @@
+"""Offline accuracy of a device's result folder, the pytest form of `zoogate score`:
+
+    pytest suites/test_accuracy_offline.py --results OUT/result_bs4 --labels val_label.txt \\
+        --models inception_v4_1001 --baseline-row ascend-310p3
+
+Both front ends call zoogate.accuracy.score_offline, so they cannot disagree. Without --results the gates
+skip saying what to pass; the self-tests below run the pytest form on planted folders.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoogate.datasets import write_label_file
+from zoogate.plugin.accuracy import AccuracyOptions, OfflineScoring
+from zoogate.results import write_ais_bench
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("check", ["top1", "top5", "label_offset"])
+def test_result_folder(check, offline_scoring, gate_log):
+    model, scored, records = offline_scoring.get()
+    (record,) = [r for r in records if r.check == check]
+    record.details.update(scored.provenance())
+    gate_log(record)
+
+
+def _folder(tmp_path: Path, correct: int, n: int = 200, label_shift: int = 0) -> tuple[Path, Path]:
+    """A 1001-class ais_bench TXT folder of n images, the first `correct` right at top-1 and top-5."""
+    rng = np.random.default_rng(5)
+    stems = [f"ILSVRC2012_val_{i:08d}" for i in range(1, n + 1)]
+    labels = rng.integers(0, 999, n)       # room for a planted +1 shift inside 0..999
+    logits = rng.standard_normal((n, 1001)).astype(np.float32)
+    logits[np.arange(correct), labels[:correct] + 1] = 25.0
+    extra = int(correct * 0.19)      # top-5 only: the label 2nd
+    idx = np.arange(correct, correct + extra)
+    logits[idx, (labels[idx] + 3) % 1001] = 30.0
+    logits[idx, labels[idx] + 1] = 25.0
+    folder = write_ais_bench(tmp_path / "out" / "result_bs4", stems, logits, "txt")
+    labels_file = write_label_file(tmp_path / "val_label.txt",
+                                   [(f"{s}.JPEG", int(l) + label_shift) for s, l in zip(stems, labels)])
+    return folder, labels_file
+
+
+def _pytest(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-p", "no:cacheprovider",
+                           "-p", "no:randomly", "-W", "ignore::DeprecationWarning", "-k", "test_result_folder",
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_pytest_form_fails_a_planted_offset(tmp_path):
+    planted, labels = _folder(tmp_path, correct=160, label_shift=1)    # 1-based label file
+    run = _pytest("--results", str(planted), "--labels", str(labels), "--models", "inception_v4_1001",
+                  "--gate-report", str(tmp_path / "planted.json"))
+    assert run.returncode == 1
+    assert "3 failed" in run.stdout and "labels look off by -1" in run.stdout
+
+
+def test_offline_scoring_glue_passes_a_good_folder(tmp_path):
+    good, labels = _folder(tmp_path, correct=160)
+    options = AccuracyOptions(imagenet=None, limit=None, resume=False, results=str(good), labels=str(labels),
+                              baseline_row="ascend-310p3", models=("inception_v4_1001",))
+    model, scored, records = OfflineScoring(options).get()
+    assert model == "inception_v4_1001" and scored.summary.n == 200
+    assert [(r.check, r.status) for r in records] == [("top1", "pass"), ("top5", "pass"), ("label_offset", "pass")]
+    assert records[0].baseline == 79.99 and records[0].details["row"] == "ascend-310p3"
+
+
+@pytest.mark.parametrize("given, missing", [({}, "pass --results DIR --labels FILE --models M"),
+                                            ({"results": "r"}, "missing --labels"),
+                                            ({"results": "r", "labels": "l"}, "--models M")])
+def test_offline_scoring_skips_saying_what_is_missing(given, missing):
+    options = AccuracyOptions(**{"imagenet": None, "limit": None, "resume": False, "results": None, "labels": None,
+                                 "baseline_row": None, "models": None, **given})
+    with pytest.raises(pytest.skip.Exception, match=missing):
+        OfflineScoring(options).get()

@@ -1,0 +1,96 @@
+"""Benchmark: `fast` (PIL + lookup table, 2 worker processes) vs the single-process torchvision reference
+on 200 generated ImageNet-sized JPEGs. No timed assertion (the host is shared): the ratio is recorded in
+the benchmark's extra_info (``speedup_vs_reference``) and the two results must be bit-identical."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zoogate import baselines, synthetic
+from zoogate.preprocess.fast import decode_rgb, make_executor, preprocess_paths
+from zoogate.preprocess.reference import preprocess_reference, torch_threads
+
+N_IMAGES = 200
+ROUNDS = 3
+JOBS = 2
+GROUP = f"preprocess-{N_IMAGES}-jpegs-inception_v4"
+_results: dict[str, object] = {}        # reference timing and digest, read by the fast benchmark
+
+
+@pytest.fixture(scope="module")
+def jpegs(tmp_path_factory):
+    """200 distinct ImageNet-sized JPEGs: 6 seeded pictures, each shifted, mirrored and re-encoded."""
+    folder = tmp_path_factory.mktemp("bench-jpegs")
+    bases = [np.asarray(im) for im in synthetic.images(6, seed=500)]
+    paths = []
+    for i in range(N_IMAGES):
+        arr = np.roll(bases[i % 6], shift=7 * i, axis=1)
+        if (i // 6) % 2:
+            arr = arr[:, ::-1]
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(arr)).save(buf, "JPEG", quality=80 + i % 15)
+        path = folder / f"ILSVRC2012_val_{i + 1:08d}.JPEG"
+        path.write_bytes(buf.getvalue())
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def pool(jpegs):
+    executor = make_executor(JOBS)
+    spec = baselines.model("inception_v4").preprocess
+    preprocess_paths(jpegs[:2 * JOBS], spec, executor=executor, chunksize=1)     # start the workers
+    yield executor
+    executor.shutdown()
+
+
+def _digest(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _mean(benchmark) -> float | None:
+    stats = getattr(benchmark, "stats", None)
+    return stats.stats.mean if stats is not None else None
+
+
+def test_reference_single_process(benchmark, jpegs):
+    spec = baselines.model("inception_v4").preprocess
+
+    def run():
+        return [preprocess_reference(decode_rgb(p), spec) for p in jpegs]
+
+    benchmark.group = GROUP
+    with torch_threads(1):          # single process, single thread: the baseline a lab script runs
+        out = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
+    assert len(out) == N_IMAGES
+    _results["reference_digest"] = _digest(out)
+    _results["reference_mean_s"] = _mean(benchmark)
+    benchmark.extra_info["images"] = N_IMAGES
+
+
+def test_fast_parallel(benchmark, jpegs, pool):
+    spec = baselines.model("inception_v4").preprocess
+
+    def run():
+        return preprocess_paths(jpegs, spec, executor=pool)
+
+    benchmark.group = GROUP
+    batch = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
+    assert not batch.failures and batch.array.shape == (N_IMAGES, 3, 299, 299)
+    if "reference_digest" in _results:
+        assert _digest(batch.array) == _results["reference_digest"]        # bit-identical to the reference
+    benchmark.extra_info["images"] = N_IMAGES
+    benchmark.extra_info["jobs"] = JOBS
+    ref, fast = _results.get("reference_mean_s"), _mean(benchmark)
+    if ref and fast:
+        benchmark.extra_info["speedup_vs_reference"] = round(ref / fast, 2)
+        print(f"\nfast ({JOBS} workers) vs single-process torchvision reference on {N_IMAGES} JPEGs: "
+              f"{ref / fast:.2f}x ({fast * 1e3 / N_IMAGES:.2f} vs {ref * 1e3 / N_IMAGES:.2f} ms/image)")

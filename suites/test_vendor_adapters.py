@@ -1,0 +1,403 @@
+"""The Ascend (ais_bench) and VACC (vaststreamx) adapters, exercised through test DOUBLES of the SDKs.
+
+The doubles live in fixtures/doubles (ONNX Runtime behind the documented vendor calls) and are put on
+sys.path only inside the tests that ask for the ``vendor_doubles`` fixture; afterwards the modules
+are purged and the hardware detection is real again. Nothing here carries a hardware marker: these
+tests check our adapters' batching, padding, dtypes, 1001-class handling, timing and error paths,
+not a card. Tiny ONNX classifiers (3x16x16 input) keep them fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from hardware import artifacts, contract
+from hardware.artifacts import ArtifactMissing, find_om, find_vacc
+from hardware.ascend import AscendRunner
+from hardware.base import infer_all
+from hardware.onnxruntime_runner import OnnxRuntimeRunner
+from hardware.vacc import VaccRunner
+from zoogate import detect
+from zoogate.compare import compare
+from zoogate.errors import ZoogateError
+
+DOUBLES = Path(__file__).resolve().parent.parent / "fixtures" / "doubles"
+VENDOR_PACKAGES = ("ais_bench", "vaststreamx")
+SIZE = 16                      # the tiny models' input size
+MEAN, STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+
+
+# ------------------------------------------------------------------ doubles on / off
+
+def _vendor_modules() -> dict:
+    return {k: v for k, v in sys.modules.items() if k.split(".")[0] in VENDOR_PACKAGES}
+
+
+@contextlib.contextmanager
+def doubles_installed():
+    """Put the SDK doubles first on sys.path and make detection say the hardware is there; undo it all after."""
+    saved_path, saved_modules = list(sys.path), _vendor_modules()
+    saved_detect = {n: getattr(detect, n) for n in ("ascend", "ais_bench", "vacc")}
+    for name in saved_modules:
+        del sys.modules[name]
+    sys.path.insert(0, str(DOUBLES))
+    detect.ascend = lambda: (True, "DOUBLE: pretend Ascend device (fixtures/doubles)")
+    detect.ais_bench = lambda: (True, "DOUBLE: ais_bench test double")
+    detect.vacc = lambda: (True, "DOUBLE: vaststreamx test double")
+    try:
+        yield DOUBLES
+    finally:
+        for name in _vendor_modules():
+            del sys.modules[name]
+        sys.modules.update(saved_modules)
+        sys.path[:] = saved_path
+        for name, fn in saved_detect.items():
+            setattr(detect, name, fn)
+
+
+@pytest.fixture
+def vendor_doubles():
+    with doubles_installed() as path:
+        yield path
+
+
+# ------------------------------------------------------------------ tiny artifacts
+
+def _tiny_onnx(path: Path, classes: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(rng.normal(size=(6, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(size=(6,)).astype(np.float32), "b"),
+             numpy_helper.from_array(rng.normal(size=(6, classes)).astype(np.float32), "fc_w"),
+             numpy_helper.from_array(rng.normal(size=(classes,)).astype(np.float32), "fc_b")]
+    nodes = [helper.make_node("Conv", ["image", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["class"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                             ["batch", 3, SIZE, SIZE])],
+                              [helper.make_tensor_value_info("class", TensorProto.FLOAT, ["batch", classes])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tiny-onnx")
+    return {10: _tiny_onnx(base / "tiny10.onnx", 10, 0), 1001: _tiny_onnx(base / "tiny1001.onnx", 1001, 1)}
+
+
+def write_double_om(path: Path, onnx_path: Path, bs: int, api: str = "summary", **dtypes) -> Path:
+    spec = {"zoogate_double": "om", "onnx": str(onnx_path), "batch_size": bs, "api": api, **dtypes}
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return path
+
+
+def write_vacc_build(model_dir: Path, onnx_path: Path, model: str = "tiny", precision: str = "fp16",
+                     resize: int = SIZE + 4, norm: str = "DIV255_MINUSMEAN_DIVSTD") -> Path:
+    build = model_dir / f"{model}-{precision}-none-3_{SIZE}_{SIZE}-vacc"
+    build.mkdir(parents=True, exist_ok=True)
+    (build / f"{model}.zoogate-double.json").write_text(json.dumps({"zoogate_double": "vacc", "onnx": str(onnx_path)}))
+    crop = (resize - SIZE) // 2
+    vdsp = {"OpType": "FUSION_OP_RGB_RESIZE_CVTCOLOR_CROP_NORM_TENSOR",
+            "OpConfig": {"IimageFormat": "RGB_PLANAR", "ResizeWidth": resize, "ResizeHeight": resize,
+                         "OimageWidth": SIZE, "OimageHeight": SIZE, "CropX": crop, "CropY": crop, "Mean": MEAN,
+                         "Std": STD, "NormaType": norm, "ColorCvtCode": "NO_CHANGE", "ResizeType": "BILINEAR_CV"}}
+    (model_dir / f"{model}-vdsp_params.json").write_text(json.dumps(vdsp))
+    return build
+
+
+def pixels(n: int, seed: int = 3, size: int = SIZE) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 3, size, size), dtype=np.uint8)
+
+
+def normalised(pix: np.ndarray) -> np.ndarray:
+    """What a reference pipeline gives for uint8 pixels: /255, -mean, /std (float32 NCHW)."""
+    mean = np.asarray(MEAN, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(STD, np.float32).reshape(1, 3, 1, 1)
+    return ((pix.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
+
+
+def ort_logits(onnx_path: Path, batch: np.ndarray) -> np.ndarray:
+    runner = OnnxRuntimeRunner().load(onnx_path, len(batch))
+    return runner.infer(batch)
+
+
+# ------------------------------------------------------------------ the doubles themselves
+
+def test_doubles_are_installed_only_inside_the_fixture(tiny_models):
+    with pytest.raises(ModuleNotFoundError):
+        __import__("ais_bench.infer.interface")
+    with doubles_installed():
+        from ais_bench.infer import interface
+        import vaststreamx
+
+        assert interface.__zoogate_double__ and vaststreamx.__zoogate_double__
+        assert "DOUBLE" in (interface.__doc__ or "") and "DOUBLE" in (vaststreamx.__doc__ or "")
+        assert AscendRunner.available()[0] and VaccRunner.available()[0]
+    assert not _vendor_modules()
+    assert str(DOUBLES) not in sys.path
+    with pytest.raises(ModuleNotFoundError):
+        __import__("vaststreamx")
+    assert AscendRunner.available() == detect.ais_bench()
+
+
+# ------------------------------------------------------------------ Ascend
+
+def test_ascend_pads_the_last_batch_and_drops_the_padding(vendor_doubles, tiny_models, tmp_path):
+    om = write_double_om(tmp_path / "tiny_bs4.om", tiny_models[10], 4)
+    x = normalised(pixels(7))
+    runner = AscendRunner().load(om, 4)
+    out = infer_all(runner, x)
+    assert out.shape == (7, 10) and out.dtype == np.float32
+    assert runner.session.feeds_seen == [((4, 3, SIZE, SIZE), "float32")] * 2     # the tail went in padded
+    assert compare(ort_logits(tiny_models[10], x), out, "fp32_same_backend").passed
+
+
+def test_ascend_passes_the_runner_contract(vendor_doubles, tiny_models, tmp_path):
+    runner = AscendRunner().load(write_double_om(tmp_path / "tiny_bs4.om", tiny_models[10], 4), 4)
+    x = normalised(pixels(8))
+    records = [contract.check_output_shape(runner, x[:4], model="tiny", num_classes=10),
+               contract.check_batch_invariance(runner, x, model="tiny"),
+               contract.check_partial_batch(runner, x, model="tiny"),
+               contract.check_determinism(runner, x[:4], model="tiny"),
+               contract.check_eager_agreement(runner, x[:6], ort_logits(tiny_models[10], x[:6]), model="tiny",
+                                              tol="fp32_same_backend", source="ONNX Runtime CPU")]
+    assert all(r.passed for r in records), "\n".join(r.explain() for r in records)
+    assert records[3].tolerance.startswith("determinism_reduced_precision")   # an OM computes in fp16
+
+
+@pytest.mark.parametrize("api, timing, release", [("summary", "summary", "free_resource"),
+                                                  ("sumary", "sumary", "finalize")])
+def test_ascend_device_time_from_summary_or_sumary(vendor_doubles, tiny_models, tmp_path, api, timing, release):
+    runner = AscendRunner().load(write_double_om(tmp_path / "m.om", tiny_models[10], 2, api=api), 2)
+    session = runner.session
+    assert hasattr(session, timing) and not hasattr(session, {"summary": "sumary", "sumary": "summary"}[timing])
+    runner.infer(normalised(pixels(2)))
+    runner.infer(normalised(pixels(1)))
+    ms = getattr(session, timing)().exec_time_list
+    assert runner.reports_device_time and runner.timing.device_s == [t / 1000.0 for t in ms]
+    assert len(runner.timing.device_s) == len(runner.timing.host_s) == 2
+    runner.close()
+    runner.close()                                   # safe twice
+    assert session._freed and hasattr(session, release)
+    with pytest.raises(RuntimeError, match="closed or not loaded"):
+        runner.infer(normalised(pixels(1)))
+
+
+def test_ascend_dtypes_float16_in_and_out(vendor_doubles, tiny_models, tmp_path):
+    om = write_double_om(tmp_path / "m.om", tiny_models[10], 4, input_dtype="float16", output_dtype="float16")
+    runner = AscendRunner().load(om, 4)
+    x = normalised(pixels(3))
+    out = runner.infer(x)
+    assert out.dtype == np.float32 and out.shape == (3, 10)
+    assert runner.session.feeds_seen[-1] == ((4, 3, SIZE, SIZE), "float16")
+    assert compare(ort_logits(tiny_models[10], x), out, "fp16").passed
+
+
+def test_ascend_1001_classes_returned_as_is_with_a_flag(vendor_doubles, tiny_models, tmp_path):
+    runner = AscendRunner().load(write_double_om(tmp_path / "m1001.om", tiny_models[1001], 2), 2)
+    x = normalised(pixels(2))
+    out = runner.infer(x)
+    assert runner.background_class and out.shape == (2, 1001)
+    np.testing.assert_array_equal(out, ort_logits(tiny_models[1001], x))    # column 0 kept: the caller decides
+    assert not AscendRunner().load(write_double_om(tmp_path / "m10.om", tiny_models[10], 2), 2).background_class
+
+
+def test_ascend_error_paths(vendor_doubles, tiny_models, tmp_path):
+    om = write_double_om(tmp_path / "tiny_bs4.om", tiny_models[10], 4)
+    runner = AscendRunner().load(om, 4)
+    with pytest.raises(ValueError, match=r"images \[3, 16, 16\]\), got images \[3, 20, 20\]"):
+        runner.infer(np.zeros((3, 3, 20, 20), np.float32))
+    with pytest.raises(ValueError, match="larger than the artifact's batch size 4"):
+        runner.infer(np.zeros((5, 3, SIZE, SIZE), np.float32))
+    with pytest.raises(ZoogateError, match="built for batch 4, asked for batch size 8") as err:
+        AscendRunner().load(om, 8)
+    assert str(om) in str(err.value)
+    with pytest.raises(ZoogateError, match="OM file not found"):
+        AscendRunner().load(tmp_path / "missing_bs4.om", 4)
+    uint8_om = write_double_om(tmp_path / "aipp.om", tiny_models[10], 4, input_dtype="uint8")
+    with pytest.raises(ZoogateError, match="expects uint8"):
+        AscendRunner().load(uint8_om, 4)
+    with pytest.raises(RuntimeError, match="device 3 not found"):
+        AscendRunner(device_id=3).load(om, 4)
+
+
+def test_ascend_and_vacc_unavailable_without_sdk_say_why(monkeypatch):
+    """Device present, SDK not installed (doubles not on the path): available() is False with the reason."""
+    real_which = detect.shutil.which
+    for fn in (detect.ascend, detect.ais_bench, detect.vacc):
+        fn.cache_clear()
+    try:
+        monkeypatch.setattr(detect, "ascend", lambda: (True, "Ascend: npu-smi"))
+        monkeypatch.setattr(detect.shutil, "which", lambda cmd: "/usr/bin/vasmi" if cmd == "vasmi" else real_which(cmd))
+        ok, why = AscendRunner.available()
+        assert not ok and "ais_bench not importable" in why and "Ascend tools repository" in why
+        ok, why = VaccRunner.available()
+        assert not ok and "vaststreamx not importable" in why and "VastStreamX wheel" in why
+    finally:
+        monkeypatch.undo()
+        for fn in (detect.ascend, detect.ais_bench, detect.vacc):
+            fn.cache_clear()
+
+
+def test_available_is_the_real_detection_outside_the_doubles():
+    assert AscendRunner.available() == detect.ais_bench()
+    assert VaccRunner.available() == detect.vacc()
+    for ok, why in (AscendRunner.available(), VaccRunner.available()):
+        assert ok or ("install" in why or "source" in why)      # a reason says how to provide what is missing
+
+
+# ------------------------------------------------------------------ the pytest runner loader
+
+def test_loader_skips_naming_the_expected_om(vendor_doubles, request):
+    from zoogate.plugin.runners import RunnerLoader
+
+    loader = RunnerLoader(request.config, zoo=None)
+    loader.model_dir = None
+    with pytest.raises(pytest.skip.Exception, match="--model-dir DIR holding inception_v4_bs4.om"):
+        loader.load("inception_v4", "ascend", 4)
+
+
+def test_loader_refuses_a_double_for_hardware_tests(vendor_doubles, tiny_models, tmp_path, request):
+    """The marker-gated tests load through RunnerLoader; a double SDK on the path fails them loudly."""
+    from zoogate.plugin.runners import RunnerLoader
+
+    write_double_om(tmp_path / "iresnet50_bs2.om", tiny_models[10], 2)
+    loader = RunnerLoader(request.config, zoo=None)
+    loader.model_dir = tmp_path
+    with pytest.raises(pytest.fail.Exception, match="DOUBLE of ais_bench"):
+        loader.load("iresnet50", "ascend", 2)
+    write_vacc_build(tmp_path, tiny_models[10], model="iresnet50")
+    with pytest.raises(pytest.fail.Exception, match="DOUBLE of vaststreamx"):
+        loader.load("iresnet50", "vacc", 2)
+    assert not loader._loaded
+
+
+# ------------------------------------------------------------------ artifacts (--model-dir)
+
+def test_find_om_naming_convention(tmp_path):
+    (tmp_path / "inception_v4_bs48.om").write_text("x")
+    with pytest.raises(ArtifactMissing) as err:
+        find_om(tmp_path, "inception_v4", 4, input_size=299)
+    msg = str(err.value)
+    assert str(tmp_path / "inception_v4_bs4.om") in msg and "atc --framework=5" in msg and "image:4,3,299,299" in msg
+    suffixed = tmp_path / "inception_v4_bs4_linux_x86_64.om"
+    suffixed.write_text("x")
+    assert find_om(tmp_path, "inception_v4", 4) == suffixed          # CANN platform suffix
+    exact = tmp_path / "inception_v4_bs4.om"
+    exact.write_text("x")
+    assert find_om(tmp_path, "inception_v4", 4) == exact              # the exact name wins
+    assert find_om(tmp_path, "inception_v4", 48).name == "inception_v4_bs48.om"
+    guide = tmp_path / "inceptionv4_bs8.om"                           # the Ascend guide's name (seed 001)
+    guide.write_text("x")
+    assert find_om(tmp_path, "inception_v4_1001", 8) == guide
+    with pytest.raises(ArtifactMissing, match="pass --model-dir DIR holding inception_v4_bs4.om"):
+        find_om(None, "inception_v4", 4)
+
+
+def test_find_om_ambiguous_suffixes(tmp_path):
+    for arch in ("linux_armv7", "linux_mips"):
+        (tmp_path / f"m_bs2_{arch}.om").write_text("x")
+    with pytest.raises(ZoogateError, match="several Ascend models match m_bs2"):
+        find_om(tmp_path, "m", 2)
+
+
+def test_find_vacc_naming_convention(tmp_path, tiny_models):
+    with pytest.raises(ArtifactMissing) as err:
+        find_vacc(tmp_path, "tiny")
+    assert "tiny-fp16-*-vacc/tiny.*" in str(err.value) and "vamc build" in str(err.value)
+    build = write_vacc_build(tmp_path, tiny_models[10])
+    art = find_vacc(tmp_path, "tiny")
+    assert art.prefix == build / "tiny" and art.vdsp_params.name == "tiny-vdsp_params.json"
+    assert art.precision == "fp16"
+    with pytest.raises(ArtifactMissing, match="tiny-int8-"):
+        find_vacc(tmp_path, "tiny", "int8")
+    (tmp_path / "tiny-vdsp_params.json").rename(tmp_path / "timm-tiny-vdsp_params.json")   # model-zoo naming
+    assert find_vacc(tmp_path, "tiny").vdsp_params.name == "timm-tiny-vdsp_params.json"
+    (tmp_path / "timm-tiny-vdsp_params.json").unlink()
+    with pytest.raises(ArtifactMissing, match="no vdsp params"):
+        find_vacc(tmp_path, "tiny")
+    assert artifacts.vacc_build_glob("inception_v4", "int8") == "inception_v4-int8-*-vacc"
+
+
+# ------------------------------------------------------------------ VACC
+
+def test_vacc_tensor_path_float16_to_float32_and_padding(vendor_doubles, tiny_models, tmp_path):
+    write_vacc_build(tmp_path, tiny_models[10])
+    runner = VaccRunner().load(find_vacc(tmp_path, "tiny"), 4)
+    x = normalised(pixels(6))
+    out = infer_all(runner, x)
+    assert out.shape == (6, 10) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, out.astype(np.float16).astype(np.float32))   # the card's float16, widened
+    assert runner._streams["tensor"][0].batches_seen == [4, 4]                       # static batch, tail padded
+    assert compare(ort_logits(tiny_models[10], x), out, "fp16").passed
+
+
+def test_vacc_passes_the_runner_contract(vendor_doubles, tiny_models, tmp_path):
+    write_vacc_build(tmp_path, tiny_models[10])
+    runner = VaccRunner().load(find_vacc(tmp_path, "tiny"), 4)
+    x = normalised(pixels(8))
+    records = [contract.check_output_shape(runner, x[:4], model="tiny", num_classes=10),
+               contract.check_batch_invariance(runner, x, model="tiny"),
+               contract.check_partial_batch(runner, x, model="tiny"),
+               contract.check_determinism(runner, x[:4], model="tiny"),
+               contract.check_eager_agreement(runner, x[:6], ort_logits(tiny_models[10], x[:6]), model="tiny",
+                                              source="ONNX Runtime CPU")]
+    assert all(r.passed for r in records), "\n".join(r.explain() for r in records)
+    assert records[4].tolerance.startswith("fp16")
+
+
+def test_vacc_images_go_through_the_builds_vdsp_geometry(vendor_doubles, tiny_models, tmp_path):
+    write_vacc_build(tmp_path, tiny_models[10], resize=SIZE + 4)
+    runner = VaccRunner().load(find_vacc(tmp_path, "tiny"), 2)
+    rng = np.random.default_rng(5)
+    pictures = [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in ((30, 40), (25, 25), (40, 22))]
+    out = runner.infer_images([pictures[0], Image.fromarray(pictures[1]), pictures[2].transpose(2, 0, 1)])
+    # the same geometry on the host: square resize to 20x20, crop (2, 2) 16x16, then normalise
+    host = np.stack([np.asarray(Image.fromarray(p).resize((SIZE + 4, SIZE + 4), Image.BILINEAR))[2:2 + SIZE, 2:2 + SIZE]
+                     .transpose(2, 0, 1) for p in pictures])
+    assert out.shape == (3, 10)
+    assert compare(ort_logits(tiny_models[10], normalised(host)), out, "fp16").passed
+    assert runner._streams["images"][0].batches_seen == [2, 2]
+
+
+def test_vacc_error_paths(vendor_doubles, tiny_models, tmp_path):
+    write_vacc_build(tmp_path, tiny_models[10])
+    art = find_vacc(tmp_path, "tiny")
+    runner = VaccRunner().load(art, 4)
+    with pytest.raises(ValueError, match=r"takes images \[3, 16, 16\] \(its vdsp Oimage size\), "
+                                         r"got images \[3, 20, 20\]"):
+        runner.infer(np.zeros((2, 3, 20, 20), np.float32))
+    with pytest.raises(RuntimeError, match=r"set_device\(3\) returned -1"):
+        VaccRunner(device_id=3).load(art, 4)
+    with pytest.raises(ZoogateError, match="no VACC build files"):
+        VaccRunner().load((tmp_path / "nowhere" / "tiny", art.vdsp_params), 4)
+    bad = tmp_path / "bad-vdsp.json"
+    bad.write_text("{not json")
+    with pytest.raises(ZoogateError, match="not valid JSON") as err:
+        VaccRunner().load((art.prefix, bad), 4)
+    assert str(bad) in str(err.value)
+    bad.write_text(json.dumps({"OpType": "X", "OpConfig": {"Mean": [0.5, 0.5], "Std": STD, "OimageWidth": 16,
+                                                           "OimageHeight": 16}}))
+    with pytest.raises(ZoogateError, match="OpConfig.Mean: expected 3 numbers"):
+        VaccRunner().load((art.prefix, bad), 4)
+    other = tmp_path / "other"
+    write_vacc_build(other, tiny_models[10], norm="MINUSMEAN_DIVSTD")
+    odd = VaccRunner().load(find_vacc(other, "tiny"), 4)
+    with pytest.raises(ZoogateError, match="NormaType 'MINUSMEAN_DIVSTD'"):
+        odd.infer(normalised(pixels(1)))
+    runner.close()
+    runner.close()

@@ -1,0 +1,212 @@
+"""Preprocess a folder of images into one output file per image: the engine of `zoogate preprocess`.
+
+Rules (each one is tested in suites/test_preprocess_cli.py):
+- every regular file under SRC is an input, recursively; what is left out (hidden names starting with
+  ".", symlinked folders, which are not followed, special files) is listed in the report; a file that
+  is not an image FAILS with the reason, it is not skipped;
+- OUT/<sub-folder>/<stem>.<fmt> per input; two inputs with the same stem in one folder (a.jpg, a.png)
+  would write the same output: the second one fails, naming the first;
+- nothing is ever written inside SRC (OUT equal to or inside SRC is refused), and existing outputs
+  are not replaced unless overwrite=True (checked before anything is written);
+- one bad file never stops the others: its error is collected and the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zoogate import baselines
+from zoogate.errors import ZoogateError
+from zoogate.preprocess import variants as V
+from zoogate.preprocess import writers
+from zoogate.preprocess.fast import decode_rgb
+
+TORCH_VARIANTS = ("reference", "timm-eval")      # variants whose pipeline runs torch ops
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    src: Path
+    out: Path
+    variant: str = "reference"
+    fmt: str = "npy"
+    vdsp_params: Path | None = None
+    jobs: int = 1
+    overwrite: bool = False
+
+
+@dataclass
+class Plan:
+    items: list[tuple[Path, Path]]               # (input, output) to process
+    failures: list[tuple[Path, str]]             # inputs refused before processing (name collisions)
+    left_out: list[tuple[Path, str]]             # (entry, why) not taken as inputs, reported
+
+
+@dataclass
+class Report:
+    job: Job
+    written: list[Path] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    left_out: list[tuple[Path, str]] = field(default_factory=list)
+    datalist: Path | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.written) + len(self.failures)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def validate(job: Job) -> None:
+    """Everything that makes the whole run impossible, before any file is touched (ZoogateError)."""
+    baselines.model(job.model)
+    if job.fmt not in writers.FORMATS:
+        raise ZoogateError(f"unknown format {job.fmt!r}; known: {', '.join(writers.FORMATS)}")
+    if job.variant not in V.VARIANTS:
+        raise ZoogateError(f"unknown variant {job.variant!r}; known: {', '.join(V.VARIANTS)}")
+    if job.fmt == "npz" and job.variant != "vacc-vdsp":
+        raise ZoogateError("--format npz writes the raw uint8 image that a VACC card preprocesses itself "
+                           "(vdsp); it goes with --variant vacc-vdsp, not " + job.variant)
+    if job.jobs < 1:
+        raise ZoogateError(f"--jobs must be >= 1, got {job.jobs}")
+    if not job.src.exists():
+        raise ZoogateError("source folder not found", job.src)
+    if not job.src.is_dir():
+        raise ZoogateError("source is not a folder", job.src)
+    src, out = job.src.resolve(), job.out.resolve()
+    if _inside(out, src):
+        raise ZoogateError(f"output folder {job.out} is inside the source folder; zoogate never writes into the "
+                           "source folder: choose an --out outside it", job.src)
+    if out.exists() and not out.is_dir():
+        raise ZoogateError("output exists and is not a folder", job.out)
+    if job.fmt != "npz":
+        V.build(job.variant, job.model, vdsp_params=job.vdsp_params)   # surfaces a missing/bad vdsp JSON, non-timm model
+
+
+def discover(src: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(inputs, left_out): every regular file under src, sorted, and each entry not taken, with why."""
+    inputs, left_out = [], []
+    for root, dirs, files in os.walk(src):
+        keep = []
+        for d in sorted(dirs):
+            path = Path(root) / d
+            if d.startswith("."):
+                left_out.append((path, "hidden"))
+            elif path.is_symlink():
+                left_out.append((path, "symlinked folder, not followed"))
+            else:
+                keep.append(d)
+        dirs[:] = keep
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.startswith("."):
+                left_out.append((path, "hidden"))
+            elif path.is_file():
+                inputs.append(path)
+            else:
+                left_out.append((path, "not a regular file"))
+    return inputs, left_out
+
+
+def plan(job: Job) -> Plan:
+    validate(job)
+    inputs, left_out = discover(job.src)
+    if not inputs:
+        raise ZoogateError("no files to preprocess" + (f" ({len(left_out)} entries left out: hidden, symlinked "
+                                                       "folders or special files)" if left_out else ""), job.src)
+    items, failures, claimed = [], [], {}
+    for path in inputs:
+        target = writers.output_path(job.out, path.relative_to(job.src), job.fmt)
+        if target in claimed:
+            failures.append((path, f"{path}: its output {target.name} would also be written for {claimed[target].name} "
+                                   "(same name, other extension); rename one of them"))
+            continue
+        claimed[target] = path
+        items.append((path, target))
+    existing = [t for _, t in items if t.exists()]
+    if job.fmt == "npz" and (job.out / writers.DATALIST_NAME).exists():
+        existing.append(job.out / writers.DATALIST_NAME)
+    if existing and not job.overwrite:
+        shown = ", ".join(str(p) for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise ZoogateError(f"{len(existing)} output file(s) already exist ({shown}); nothing was written. "
+                           "Pass --overwrite to replace them, or choose another --out", job.out)
+    return Plan(items, failures, left_out)
+
+
+# ---- per-file work (in this process or in pool workers) ----
+
+_WORKER: dict = {}
+
+
+def _init_worker(job: Job) -> None:
+    _WORKER["job"] = job
+    _WORKER["pipeline"] = None if job.fmt == "npz" else V.build(job.variant, job.model, vdsp_params=job.vdsp_params)
+    if job.variant in TORCH_VARIANTS and job.jobs > 1:
+        import torch
+        torch.set_num_threads(1)        # one process per core already
+
+
+def _process(item: tuple[Path, Path]) -> str | None:
+    """Decode, preprocess, write one file; the error text (naming the file) or None."""
+    src, target = item
+    job: Job = _WORKER["job"]
+    try:
+        img = decode_rgb(src)
+        if job.fmt == "npz":
+            writers.write_npz_image(target, np.asarray(img).transpose(2, 0, 1))
+        else:
+            writers.write_tensor(target, _WORKER["pipeline"](img), job.fmt)
+        return None
+    except ZoogateError as exc:
+        return str(exc)
+    except MemoryError:
+        return f"{src}: out of memory while preprocessing (image too large?)"
+    except Exception as exc:  # noqa: BLE001 - one file's unexpected failure is reported, the run goes on
+        return f"{src}: {type(exc).__name__}: {exc}"
+
+
+def _results(job: Job, items: list[tuple[Path, Path]]):
+    if job.jobs == 1:
+        from contextlib import nullcontext
+
+        _init_worker(job)
+        ctx = nullcontext()
+        if job.variant in TORCH_VARIANTS:
+            from zoogate.preprocess.reference import torch_threads
+            ctx = torch_threads(1)
+        with ctx:
+            for item in items:
+                yield _process(item)
+        return
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    mp = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=job.jobs, mp_context=mp, initializer=_init_worker, initargs=(job,)) as pool:
+        yield from pool.map(_process, items, chunksize=max(1, min(16, len(items) // (job.jobs * 8) or 1)))
+
+
+def run(job: Job, progress: Callable[[int], None] | None = None, planned: Plan | None = None) -> Report:
+    """Process every planned file; ZoogateError only for problems that stop the whole run."""
+    p = planned or plan(job)
+    report = Report(job, failures=list(p.failures), left_out=p.left_out)
+    for (src, target), error in zip(p.items, _results(job, p.items)):
+        if error is None:
+            report.written.append(target)
+        else:
+            report.failures.append((src, error))
+        if progress:
+            progress(1)
+    if job.fmt == "npz" and report.written:
+        report.datalist = writers.write_datalist(job.out, report.written)
+    report.failures.sort(key=lambda f: str(f[0]))
+    return report
