@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
                       with_onnx=args.with_onnx)
     g = read_golden(out)
     m = g.manifest
-    print(f"wrote golden set {out}: {m['model']}, {args.n} images (seed {args.seed}), "
+    print(f"wrote golden set {out}: {m['model']}, {args.n} image(s) (seed {args.seed}), "
           f"input {m['input']['name']} {tuple(g.inputs.shape)} -> output {m['output']['name']} "
           f"{tuple(g.outputs.shape)}")
     print(f"  weights {m['weights']['id']} [{m['weights']['origin']}]")

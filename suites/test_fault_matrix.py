@@ -1,0 +1,46 @@
+"""The fault matrix: every planted deployment fault is caught, end to end, by the gate named for it.
+
+The README's table is generated from zoogate.faults.FAULTS (`zoogate faults`); a test keeps them equal.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from zoogate import faults
+from zoogate.record import FAIL
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.parametrize("fault", faults.FAULTS, ids=[f.id for f in faults.FAULTS])
+def test_fault_is_caught(fault):
+    record = fault.run()
+    assert (record.gate, record.check) == (fault.gate, fault.check), (
+        f"{fault.id} was judged by {record.gate}:{record.check}, expected {fault.gate}:{fault.check}\n"
+        + record.explain())
+    assert record.status == FAIL, f"planted fault {fault.id!r} was NOT caught:\n{record.explain()}"
+
+
+WITH_CONTROL = [f for f in faults.FAULTS if f.control is not None]
+
+
+@pytest.mark.parametrize("fault", WITH_CONTROL, ids=[f.id for f in WITH_CONTROL])
+def test_gate_passes_without_the_fault(fault):
+    """The control: the same gate on the same data without the planted fault must PASS, so the matrix
+    shows the gate discriminates rather than failing everything."""
+    record = fault.control()
+    assert (record.gate, record.check) == (fault.gate, fault.check)
+    assert record.passed, f"control for {fault.id!r} did not pass:\n{record.explain()}"
+
+
+def test_matrix_has_at_least_twelve_faults_over_all_gate_kinds():
+    assert len(faults.FAULTS) >= 12
+    assert len({f.id for f in faults.FAULTS}) == len(faults.FAULTS)
+    assert {f.gate for f in faults.FAULTS} == {"architecture", "preprocessing", "agreement", "accuracy", "throughput"}
+
+
+def test_readme_carries_the_generated_matrix():
+    """The README table is `zoogate faults` output: regenerate it there when the matrix changes."""
+    assert faults.markdown_table() in README.read_text(encoding="utf-8"), (
+        "README.md fault matrix is out of date: paste the output of `zoogate faults`")

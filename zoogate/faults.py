@@ -1,0 +1,388 @@
+"""The fault matrix: planted deployment faults, each run end to end through the real gate named for it.
+
+Every entry plants one fault a real port has shipped with (BGR input, a wrong resize, a 1000-vs-1001
+label offset, a cached or slowed runner...), runs the same library gate the suite runs on a healthy
+deployment, and returns that gate's GateRecord. suites/test_fault_matrix.py requires each record to be a
+FAIL from the named gate; `zoogate faults` prints the matrix as the Markdown table the README carries.
+
+The planted runners below wrap a real runner and are named for their fault; nothing here is used by a
+healthy run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hardware.base import Runner
+from zoogate import baselines
+from zoogate.record import GateRecord
+
+PRIMARY = "iresnet50"            # cheapest real network (224 px); inception_v4 for preprocessing (342/299)
+PREPROCESS_MODEL = "inception_v4"
+
+
+# ---------------------------------------------------------------- planted runners
+
+class _Wrapper(Runner):
+    """A planted fault around a real, loaded runner (keeps its name, batch size and session)."""
+
+    def __init__(self, inner: Runner) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name = inner.name
+        self.batch_size = inner.batch_size
+        self.static_batch = inner.static_batch
+        self.session = getattr(inner, "session", None)
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return True, "planted fault"
+
+    def load(self, artifact, batch_size: int) -> "Runner":
+        return self
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.inner._infer(batch)
+
+
+class SlowedRunner(_Wrapper):
+    """Sleeps ``extra`` x its own step time after every call."""
+
+    def __init__(self, inner: Runner, extra: float) -> None:
+        super().__init__(inner)
+        self.extra = extra
+
+    def _infer(self, batch):
+        t0 = time.perf_counter()
+        out = self.inner._infer(batch)
+        time.sleep(self.extra * (time.perf_counter() - t0))
+        return out
+
+
+class CachingRunner(_Wrapper):
+    """Memoises outputs by input bytes: a repeated batch comes back at once (what MLPerf TEST04 hunts)."""
+
+    def __init__(self, inner: Runner) -> None:
+        super().__init__(inner)
+        self.memo: dict[str, np.ndarray] = {}
+
+    def _infer(self, batch):
+        key = hashlib.sha1(batch.tobytes()).hexdigest()
+        if key not in self.memo:
+            self.memo[key] = self.inner._infer(batch)
+        return self.memo[key]
+
+
+class TailDroppingRunner(_Wrapper):
+    """A static-batch runner that silently returns no rows for the padded last partial batch."""
+
+    def infer(self, batch):
+        if len(batch) < self.batch_size:
+            return np.zeros((0, 0), np.float32)
+        return super().infer(batch)
+
+
+class BatchMateRunner(_Wrapper):
+    """Leaks batch statistics into each image (as a BatchNorm left in training mode does)."""
+
+    def _infer(self, batch):
+        return self.inner._infer(batch - batch.mean(axis=0, keepdims=True) * 0.5)
+
+
+class NHWCAsNCHWRunner(_Wrapper):
+    """Hands the engine NHWC memory labelled as NCHW (a missing transpose before a device copy)."""
+
+    def _infer(self, batch):
+        n, c, h, w = batch.shape
+        return self.inner._infer(np.ascontiguousarray(batch.transpose(0, 2, 3, 1)).reshape(n, c, h, w))
+
+
+# ---------------------------------------------------------------- the matrix
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    fault: str              # what was planted, in the words of a deployment report
+    gate: str               # GateRecord.gate that must catch it
+    check: str              # GateRecord.check that must report FAIL
+    run: Callable[[], GateRecord]
+    control: Callable[[], GateRecord] | None = None   # the same gate without the fault: must not FAIL
+
+
+def _fixture_images():
+    from zoogate.preprocess.measured import fixture_images
+
+    return fixture_images()
+
+
+def _preprocessing_fault(variant_pipeline: Callable, runner: str) -> GateRecord:
+    """Measure a planted pipeline against the torchvision reference on the fixture images."""
+    from zoogate.preprocess import parity, variants
+
+    images = _fixture_images()
+    reference = variants.build("reference", PREPROCESS_MODEL)
+    dist = parity.measure(variant_pipeline, images, reference, baselines.model(PREPROCESS_MODEL).preprocess)
+    return parity.gate_identical(PREPROCESS_MODEL, runner, dist)
+
+
+def _planted_spec(**changes):
+    from zoogate.preprocess import variants
+
+    spec = dataclasses.replace(baselines.model(PREPROCESS_MODEL).preprocess, **changes)
+    return variants.build("reference", PREPROCESS_MODEL, spec=spec)
+
+
+def healthy_preprocessing() -> GateRecord:
+    from zoogate.preprocess import variants
+
+    return _preprocessing_fault(variants.build("fast", PREPROCESS_MODEL), "fast")
+
+
+def bgr_channel_order() -> GateRecord:
+    from zoogate.preprocess import variants
+
+    fast = variants.build("fast", PREPROCESS_MODEL)
+    return _preprocessing_fault(lambda img: np.ascontiguousarray(fast(img)[::-1]), "fast+BGR")
+
+
+def wrong_mean_std() -> GateRecord:
+    return _preprocessing_fault(_planted_spec(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+                                "fast+imagenet-mean-std")
+
+
+def resize_256_for_342() -> GateRecord:
+    return _preprocessing_fault(_planted_spec(resize=256, crop=256), "fast+Resize(256)")
+
+
+def bicubic_for_bilinear() -> GateRecord:
+    return _preprocessing_fault(_planted_spec(interpolation="bicubic"), "fast+bicubic")
+
+
+def truncating_crop_offset() -> GateRecord:
+    from zoogate.preprocess import variants
+
+    return _preprocessing_fault(variants.build("ascend-modelzoo", PREPROCESS_MODEL), "fast+truncated-crop")
+
+
+class _Models:
+    """Lazily loaded real artifacts of the primary model (calibrated weights, ONNX export, runners)."""
+
+    _cache: dict = {}
+
+    @classmethod
+    def get(cls, key: str, make: Callable):
+        if key not in cls._cache:
+            cls._cache[key] = make()
+        return cls._cache[key]
+
+    @classmethod
+    def loaded(cls):
+        from zoogate.weights import load_model
+
+        return cls.get("loaded", lambda: load_model(PRIMARY))
+
+    @classmethod
+    def onnx(cls) -> Path:
+        from zoogate.export import export_onnx
+
+        return cls.get("onnx", lambda: export_onnx(cls.loaded()))
+
+    @classmethod
+    def images(cls, n: int = 8) -> np.ndarray:
+        from zoogate import synthetic
+        from zoogate.preprocess.reference import preprocess_batch
+
+        return cls.get(f"images{n}", lambda: preprocess_batch(synthetic.images(n, seed=4242),
+                                                             baselines.model(PRIMARY).preprocess))
+
+    @classmethod
+    def eager(cls, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return cls.loaded().module(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+
+    @classmethod
+    def ort_runner(cls, bs: int, path: Path | None = None) -> Runner:
+        from hardware.onnxruntime_runner import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner().load(path or cls.onnx(), bs)
+
+
+def _agreement(runner: Runner, label: str, images: np.ndarray | None = None) -> GateRecord:
+    from hardware.base import infer_all
+    from zoogate.compare import agreement_gate
+
+    images = _Models.images() if images is None else images
+    return agreement_gate(PRIMARY, label, runner.batch_size, _Models.eager(images), infer_all(runner, images),
+                          "fp32_cross_backend", source="PyTorch eager, calibrated weights")
+
+
+def healthy_agreement() -> GateRecord:
+    return _agreement(_Models.ort_runner(4), "onnxruntime")
+
+
+def nhwc_fed_as_nchw() -> GateRecord:
+    return _agreement(NHWCAsNCHWRunner(_Models.ort_runner(4)), "onnxruntime+NHWC-as-NCHW")
+
+
+def perturbed_onnx_weight() -> GateRecord:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(_Models.onnx()))
+    conv_weights = {n.input[1] for n in model.graph.node if n.op_type == "Conv"}
+    init = next(i for i in model.graph.initializer if i.name in conv_weights)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.01), init.name))
+    path = Path(tempfile.mkdtemp(prefix="zoogate-fault-")) / "perturbed.onnx"
+    onnx.save(model, str(path))
+    return _agreement(_Models.ort_runner(4, path), "onnxruntime+1%-weight")
+
+
+def fp16_overflow(head_scale: float = 3e4) -> GateRecord:
+    """A graph whose logits exceed float16's range (65504): the fp16 build returns inf."""
+    from zoogate.compare import agreement_gate
+
+    reference = _Models.eager(_Models.images()) * np.float32(head_scale)   # a head scaled past fp16 range
+    with np.errstate(over="ignore"):
+        candidate = reference.astype(np.float16).astype(np.float32)
+    return agreement_gate(PRIMARY, "onnxruntime-fp16", None, reference, candidate, "fp16",
+                          source="PyTorch eager fp32")
+
+
+def label_offset_1001_as_1000(keep: slice = slice(0, 1000)) -> GateRecord:
+    """1001-class device outputs whose background column was dropped from the wrong end, then scored."""
+    from zoogate import accuracy, results
+
+    logits = _Models.eager(_Models.images())
+    stems = [f"ILSVRC2012_val_{i + 1:08d}" for i in range(len(logits))]
+    labels = dict(zip(stems, logits.argmax(1).tolist()))
+    with_background = np.concatenate([np.full((len(logits), 1), -10.0, np.float32), logits], axis=1)
+    folder = Path(tempfile.mkdtemp(prefix="zoogate-fault-")) / "result_bs4"
+    results.write_ais_bench(folder, stems, with_background[:, keep], fmt="txt")
+    scored = results.score_folder(folder, labels)
+    return accuracy.label_offset_gate(PRIMARY, scored.summary, runner="ascend(results)")
+
+
+def drops_partial_batch(planted: type = TailDroppingRunner) -> GateRecord:
+    from hardware.contract import check_partial_batch
+
+    return check_partial_batch(planted(_Models.ort_runner(4)), _Models.images(), model=PRIMARY)
+
+
+def batch_mate_dependence(planted: type = BatchMateRunner) -> GateRecord:
+    from hardware.contract import check_batch_invariance
+
+    return check_batch_invariance(planted(_Models.ort_runner(4)), _Models.images(), model=PRIMARY)
+
+
+def _quick_settings():
+    from zoogate.throughput import MeasureSettings
+
+    return MeasureSettings.from_baselines(warmup_steps=1, min_steps=5, min_duration_s=0.0)
+
+
+def caching_runner() -> GateRecord:
+    from zoogate import throughput
+
+    settings = _quick_settings()
+    images = _Models.images(settings.pairs_max + 1)
+    varied, repeated = throughput.window_batches(images[1:], 1), images[:1].copy()
+    runner = CachingRunner(_Models.ort_runner(1))
+    return throughput.anti_caching_gate(PRIMARY, runner.name, 1,
+                                        throughput.measure_anti_caching(runner, varied, repeated, settings=settings))
+
+
+def slowed_runner() -> GateRecord:
+    """Record this host's fps for the real runner, then measure it again slowed 2x: the floor catches it."""
+    from zoogate import throughput
+
+    settings = _quick_settings()
+    batches = throughput.split_batches(_Models.images(4), 1)
+    runner = _Models.ort_runner(1)
+    storage = Path(tempfile.mkdtemp(prefix="zoogate-fault-"))
+    fingerprint = {**throughput.host_fingerprint(), "cpu": "fault-matrix host"}
+    throughput.save_host_baseline("faultmatrix", [throughput.measure(runner, batches, model=PRIMARY, settings=settings)],
+                                  storage=storage, fingerprint=fingerprint)
+    saved = throughput.load_host_baseline("faultmatrix", storage=storage, fingerprint=fingerprint)
+    slowed = SlowedRunner(runner, extra=1.0)
+    return throughput.fps_regression_gate(throughput.measure(slowed, batches, model=PRIMARY, settings=settings), saved)
+
+
+def removed_block(remove: bool = True) -> GateRecord:
+    from torch import nn
+
+    from zoogate import architecture, models
+
+    module = models.build(PRIMARY)
+    if remove:
+        stage = list(module.layer3)
+        module.layer3 = nn.Sequential(*stage[:2], *stage[3:])
+    return architecture.params_gate(PRIMARY, module)
+
+
+def bgr_runner_accuracy(channel_order: str = "BGR") -> GateRecord:
+    """A runner whose preprocessing feeds BGR, scored live against the PyTorch fp32 reference run."""
+    from zoogate import accuracy, datasets, synthetic
+    from zoogate.preprocess.reference import preprocess_reference
+
+    spec = baselines.model(PRIMARY).preprocess
+    root = Path(tempfile.mkdtemp(prefix="zoogate-fault-"))
+    imgs = synthetic.images(16, seed=777)
+    labels = _Models.eager(np.stack([preprocess_reference(im, spec) for im in imgs])).argmax(1).tolist()
+    dataset = datasets.write_imagenet_layout(root, imgs, labels)
+    runner = _Models.ort_runner(4)
+    honest = accuracy.evaluate(runner, dataset, spec, 4, progress=False, model=PRIMARY)
+    bgr = dataclasses.replace(spec, channel_order=channel_order)
+    planted = accuracy.evaluate(runner, dataset, bgr, 4, progress=False, model=PRIMARY,
+                                pipeline=lambda img: preprocess_reference(img, bgr))
+    return accuracy.reference_gate(PRIMARY, planted, honest, runner=f"onnxruntime+{channel_order}", bs=4,
+                                   reference_name="the same runner with RGB input")
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault("bgr-channel-order", "BGR channel order fed to an RGB model", "preprocessing", "max_abs_vs_reference",
+          bgr_channel_order, healthy_preprocessing),
+    Fault("wrong-mean-std", "ImageNet mean/std instead of the documented 0.5/0.5", "preprocessing",
+          "max_abs_vs_reference", wrong_mean_std, healthy_preprocessing),
+    Fault("resize-256-for-342", "Resize(256)/CenterCrop(256) for a Resize(342)/CenterCrop(299) model", "preprocessing",
+          "max_abs_vs_reference", resize_256_for_342, healthy_preprocessing),
+    Fault("bicubic-for-bilinear", "bicubic resize where the reference is bilinear", "preprocessing",
+          "max_abs_vs_reference", bicubic_for_bilinear, healthy_preprocessing),
+    Fault("truncating-crop-offset", "crop offset truncated instead of rounded (1-px shift)", "preprocessing",
+          "max_abs_vs_reference", truncating_crop_offset, healthy_preprocessing),
+    Fault("label-offset-1001-as-1000", "1001-class output (background at 0) scored as 1000 classes", "accuracy",
+          "label_offset", label_offset_1001_as_1000,
+          lambda: label_offset_1001_as_1000(slice(0, 1001))),
+    Fault("bgr-runner-accuracy", "a runner whose preprocessing feeds BGR, scored live", "accuracy",
+          "top1_vs_reference", bgr_runner_accuracy, lambda: bgr_runner_accuracy("RGB")),
+    Fault("nhwc-as-nchw", "NHWC memory fed as NCHW", "agreement", "logits", nhwc_fed_as_nchw, healthy_agreement),
+    Fault("perturbed-onnx-weight", "one conv weight in the ONNX graph perturbed by 1 %", "agreement", "logits",
+          perturbed_onnx_weight, healthy_agreement),
+    Fault("fp16-overflow", "a logit beyond float16 range (65504) in an fp16 build", "agreement", "logits",
+          fp16_overflow, lambda: fp16_overflow(head_scale=1.0)),
+    Fault("drops-partial-batch", "static-batch runner that drops the last partial batch", "agreement",
+          "partial_batch", drops_partial_batch, lambda: drops_partial_batch(_Wrapper)),
+    Fault("batch-mate-dependence", "logits that depend on batch-mates (BatchNorm in training mode)", "agreement",
+          "batch_invariance", batch_mate_dependence, lambda: batch_mate_dependence(_Wrapper)),
+    Fault("caching-runner", "runner that caches results of repeated inputs", "throughput", "anti_caching",
+          caching_runner),
+    Fault("slowed-runner", "runner slowed 2x against this host's recorded floor", "throughput", "fps_regression",
+          slowed_runner),
+    Fault("removed-block", "one residual block missing from the network definition", "architecture", "params_m",
+          removed_block, lambda: removed_block(remove=False)),
+)
+
+
+def markdown_table() -> str:
+    lines = ["| fault planted | gate that catches it | check | test id |", "|---|---|---|---|"]
+    lines += [f"| {f.fault} | {f.gate} | `{f.check}` | `test_fault_is_caught[{f.id}]` |" for f in FAULTS]
+    return "\n".join(lines)
