@@ -29,7 +29,7 @@ def _records(top1=80.1, max_abs=2e-4, fps=(20.0, 31.0), agreement_status=PASS) -
         GateRecord("preprocessing", "max_abs_vs_reference", "inception_v4", PASS, 0.0, 0.0, "torchvision",
                    "preprocess_identical=0", "identical"),
         GateRecord("agreement", "eager_agreement", "inception_v4", agreement_status, max_abs, 0.0, "eager",
-                   "fp32_cross_backend: atol=0.001 rtol=0.001 cosine>=0.99999 top1>=1", "compared",
+                   str(baselines.tolerance("fp32_cross_backend")), "compared",
                    runner="onnxruntime", bs=4, details={"top1_agreement": 1.0}),
         GateRecord("accuracy", "top1", "inception_v4", PASS, top1, 80.162, "000: 模型性能", "top1_abs_pp=0.5",
                    "close", runner="onnxruntime", bs=8),
@@ -92,18 +92,22 @@ def test_load_report_names_the_file_and_the_problem(tmp_path, content, problem):
 
 def test_table_has_one_row_per_record_with_every_field():
     recs = _records()
-    text = render_table(recs, width=None)
-    lines = text.splitlines()
+    lines = render_table(recs, width=None).splitlines()
     assert lines[0].split() == ["status", "gate", "check", "model", "runner", "bs", "measured", "baseline",
-                                "tolerance", "source", "reason"]
-    assert len(lines) == 2 + len(recs)
-    failing = next(line for line in lines if line.startswith("FAIL"))
-    assert all(t in failing for t in ("fps_floor", "inception_v4_1001", "ascend", "600", "761.4", "001: 性能",
-                                      "fps_floor_rel=0.1", "600 < 685.3"))
-    # gate kinds in their fixed order
-    order = [line.split()[1] for line in lines[2:]]
+                                "tolerance", "source"]
+    assert lines[1].split() == ["->", "reason"]
+    rows, reasons = lines[3::2], lines[4::2]
+    assert len(rows) == len(recs) == len(reasons)
+    i = next(i for i, line in enumerate(rows) if line.startswith("FAIL"))
+    assert all(t in rows[i] for t in ("fps_floor", "inception_v4_1001", "ascend", "600", "761.4", "001: 性能",
+                                      "fps_floor_rel=0.1"))
+    assert reasons[i].split() == ["->", "600", "<", "685.3"]
+    order = [line.split()[1] for line in rows]                         # gate kinds in their fixed order
     assert order == sorted(order, key=list(GATE_KINDS).index)
-    assert all(len(line) <= 100 for line in render_table(recs, width=100).splitlines())
+    narrow = render_table(recs, width=60).splitlines()
+    assert all(len(line) <= 60 for line in narrow)
+    long_reason = GateRecord("accuracy", "top1", "m", FAIL, reason="word " * 40)
+    assert " ".join(render_table([long_reason], width=60).split("reason")[1].split()).count("word") == 40
 
 
 def test_render_report_lists_run_problems(tmp_path):
@@ -137,8 +141,9 @@ def test_diff_flags_regressions_by_named_tolerances(tmp_path):
     d = diff_reports(old, small)
     assert d.regressions == [] and {c.check for c in d.changes} == {"top1", "fps"}
 
+    atol = baselines.tolerance("fp32_cross_backend").atol
     bad = _report(tmp_path, "bad.json", top1=80.1 - 2 * top1_tol, fps=(20.0, 31.0 * (1 - 2 * fps_tol)),
-                  max_abs=5e-3, agreement_status=FAIL)
+                  max_abs=2e-4 + 2 * atol, agreement_status=FAIL)
     d = diff_reports(old, bad)
     flagged = {(c.check, c.kind) for c in d.regressions}
     assert flagged == {("top1", "value"), ("fps", "value"), ("eager_agreement", "status"),

@@ -11,7 +11,6 @@ The self-tests at the bottom plant each fault a throughput gate exists for and a
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import numpy as np
@@ -20,6 +19,8 @@ import pytest
 from hardware.base import Runner
 from zoogate import baselines
 from zoogate.errors import ZoogateError
+from zoogate.faults import CachingRunner as ResultCache  # planted faults, shared with the fault matrix
+from zoogate.faults import SlowedRunner as Slowed
 from zoogate.record import FAIL, PASS, SKIP
 from zoogate.throughput import (MeasureSettings, PairedTimes, anti_caching_gate, fps_floor_gate,
                                 fps_regression_gate, harness_overhead_gate, host_fingerprint, interleave,
@@ -103,6 +104,7 @@ class TestAcceleratorThroughput(_ThroughputGates):
 
 # ------------------------------------------------------------------ self-tests: planted faults
 
+
 QUICK = dict(warmup_steps=1, min_steps=5, min_duration_s=0.0)   # self-tests time a few steps, not seconds
 
 
@@ -127,51 +129,6 @@ class SleepRunner(Runner):
     def _infer(self, batch):
         time.sleep(self.step_s)
         return np.repeat(batch.mean(axis=(1, 2, 3))[:, None], 10, axis=1)
-
-
-class Slowed(Runner):
-    """Planted fault: the wrapped runner plus a sleep of ``extra`` x its own step time, every call."""
-
-    def __init__(self, inner: Runner, extra: float) -> None:
-        super().__init__()
-        self.inner, self.extra, self.name = inner, extra, inner.name
-        self.session = getattr(inner, "session", None)     # the harness-overhead bare side uses it
-        self.batch_size = inner.batch_size
-
-    @classmethod
-    def available(cls):
-        return True, "wrapper"
-
-    def load(self, artifact, batch_size):
-        return self
-
-    def _infer(self, batch):
-        t0 = time.perf_counter()
-        out = self.inner._infer(batch)
-        time.sleep(self.extra * (time.perf_counter() - t0))
-        return out
-
-
-class ResultCache(Runner):
-    """Planted fault: memoises outputs by input bytes, so a batch seen before returns at once."""
-
-    def __init__(self, inner: Runner) -> None:
-        super().__init__()
-        self.inner, self.name, self.batch_size = inner, inner.name, inner.batch_size
-        self.memo: dict[str, np.ndarray] = {}
-
-    @classmethod
-    def available(cls):
-        return True, "wrapper"
-
-    def load(self, artifact, batch_size):
-        return self
-
-    def _infer(self, batch):
-        key = hashlib.sha1(batch.tobytes()).hexdigest()
-        if key not in self.memo:
-            self.memo[key] = self.inner._infer(batch)
-        return self.memo[key]
 
 
 def _toy_batches(n: int, bs: int = 2) -> list[np.ndarray]:

@@ -260,6 +260,7 @@ def fmt_value(v: Any) -> str:
 
 COLUMNS = ("status", "gate", "check", "model", "runner", "bs", "measured", "baseline", "tolerance", "source",
            "reason")
+REASON_INDENT = "    -> "
 _CAPS = {"check": 22, "model": 24, "runner": 18, "measured": 12, "baseline": 12, "tolerance": 28, "source": 34}
 
 
@@ -281,21 +282,33 @@ def ordered(records: Iterable[GateRecord]) -> list[GateRecord]:
 
 
 def render_table(records: Sequence[GateRecord], *, width: int | None = 160) -> str:
-    """A fixed-width table, one line per record, cut to ``width`` characters; ``width=None`` never cuts."""
+    """A fixed-width table: per record one line of fields (cut to ``width``) and, indented below it, the
+    reason (wrapped to ``width``, never cut). ``width=None``: nothing cut or wrapped."""
+    import textwrap
+
     rows = [_row(r) for r in ordered(records)]
     if not rows:
         return "(no gate records)"
+    fields = COLUMNS[:-1]
     widths = {}
-    for col in COLUMNS[:-1]:
+    for col in fields:
         natural = max(len(col), *(len(row[col]) for row in rows))
         widths[col] = natural if width is None else min(natural, _CAPS.get(col, natural))
-    header = "  ".join(col.ljust(widths[col]) for col in COLUMNS[:-1]) + "  reason"
-    lines = [header, "-" * len(header)]
+    header = "  ".join(col.ljust(widths[col]) for col in fields).rstrip()
+    lines = [header if width is None else _cut(header, width), REASON_INDENT + "reason",
+             "-" * (len(header) if width is None else min(len(header), width))]
     for row in rows:
         cells = [_cut(row[col], widths[col]).rjust(widths[col]) if col in ("bs", "measured", "baseline")
-                 else _cut(row[col], widths[col]).ljust(widths[col]) for col in COLUMNS[:-1]]
-        lines.append("  ".join(cells) + "  " + row["reason"])
-    return "\n".join(lines if width is None else [_cut(line, width) for line in lines])
+                 else _cut(row[col], widths[col]).ljust(widths[col]) for col in fields]
+        line = "  ".join(cells).rstrip()
+        lines.append(line if width is None else _cut(line, width))
+        reason = row["reason"] or "-"
+        if width is None:
+            lines.append(REASON_INDENT + reason)
+        else:
+            lines += textwrap.wrap(reason, width=width, initial_indent=REASON_INDENT,
+                                   subsequent_indent=" " * len(REASON_INDENT), break_on_hyphens=False) or [REASON_INDENT]
+    return "\n".join(lines)
 
 
 def render_summary(summary: dict) -> str:

@@ -53,11 +53,15 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:    # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        full = str(exc)
+        object_markers = ("GLOBAL", "Unsupported global", "unrecognized function", "safe_globals")
+        if any(m in full for m in object_markers):
+            what = next((ln.strip() for ln in full.splitlines() if any(m in ln for m in object_markers)), "")
             raise ZoogateError("refused: the checkpoint needs unpickling arbitrary Python objects "
-                               f"(torch.load weights_only=True rejected it: {text}); save a plain state_dict",
+                               f"(torch.load weights_only=True rejected it: {what[:200]}); save a plain state_dict",
                                path) from None
+        text = next((ln.strip() for ln in full.splitlines() if "Unsupported" in ln), full.splitlines()[0] if full
+                    else type(exc).__name__)
         raise ZoogateError(f"not a readable PyTorch checkpoint ({text})", path) from None
     for wrapper in ("state_dict", "model", "model_state_dict", "module"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):

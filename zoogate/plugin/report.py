@@ -42,7 +42,8 @@ class RunnerTally:
 class ReportState:
     path: Path
     junit: str | None
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)     # each fails the run
+    notes: list[str] = field(default_factory=list)        # printed, never fail the run
     tallies: dict = field(default_factory=lambda: defaultdict(RunnerTally))
     sent: int = 0                      # records already forwarded (xdist worker)
     written: Path | None = None
@@ -276,7 +277,7 @@ class SessionReport:
             state.plot = gate_report.plot_fps(records, state.path.with_name(state.path.stem + ".fps.png"),
                                               title=f"zoogate throughput ({len(records)} gate records)")
         except (OSError, ValueError) as exc:
-            state.problems.append(f"fps plot not written: {exc}")
+            state.notes.append(f"fps plot not written: {exc}")
         doc = gate_report.build_report(records, environment=gate_report.environment(seeds=_seeds(config, records)),
                                        run=_run_block(config, state, session.exitstatus))
         try:
@@ -303,8 +304,14 @@ class SessionReport:
                              ("host baseline saved", state.saved_baseline)):
             if value:
                 tr.write_line(f"{label}: {value}")
+        for note in state.notes:
+            tr.write_line(f"note: {note}", yellow=True)
         for problem in state.problems:
             tr.write_line(f"RUN FAILS: {problem}", red=True, bold=True)
+        for problem in state.problems:    # so pytest's closing line counts them, never a green "N passed"
+            tr.stats.setdefault("zoogate-failed", []).append(pytest.TestReport(
+                nodeid="zoogate::run", location=("zoogate", None, "run"), keywords={}, outcome="failed",
+                longrepr=problem, when="call"))
 
 
 # ---------------------------------------------------------------- host fps baselines
