@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from zoogate.errors import ZoogateError
+from zoogate.record import jsonable
 
 TOPK = 5                       # ranks counted: top-1 .. top-5 (the Ascend metrics.json lists all five)
 IMAGENET_CLASSES = 1000
@@ -204,7 +205,7 @@ def write_json_atomic(path: str | os.PathLike, payload: dict, indent: int | None
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=indent, ensure_ascii=False, default=_jsonable)
+            json.dump(payload, fh, indent=indent, ensure_ascii=False, default=jsonable)
             fh.write("\n")
         os.replace(tmp, path)
     except OSError as exc:
@@ -216,11 +217,3 @@ def summary_to_dict(summary: AccuracySummary) -> dict:
     d = asdict(summary)
     d["offset_top1"] = {str(k): v for k, v in summary.offset_top1.items()}
     return d
-
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    return str(obj)

@@ -59,14 +59,15 @@ class GateRecord:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["details"] = {k: v for k, v in self.details.items() if k != "report_text"}
-        return json.loads(json.dumps(d, default=_jsonable))
+        return json.loads(json.dumps(d, default=jsonable))
 
     @classmethod
     def from_dict(cls, d: dict) -> "GateRecord":
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """json.dumps default= for numpy scalars/arrays (and anything else, as text)."""
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if hasattr(obj, "item"):
