@@ -35,7 +35,10 @@ def test_random_init_is_not_realistic():
     assert not lo <= std <= hi, f"random init already realistic (std {std:.3g}); calibration check is vacuous"
 
 
-def test_calibration_is_cached_and_deterministic(tmp_path):
+def test_calibration_is_cached_and_deterministic(tmp_path, monkeypatch):
+    # a smaller calibration (1 batch of 2 images): this test is about the cache, not calibration quality
+    monkeypatch.setitem(weights.CALIBRATION, "batches", 1)
+    monkeypatch.setitem(weights.CALIBRATION, "batch_size", 2)
     cache.set_root(tmp_path)
     try:
         a = weights.load_model("iresnet50")
