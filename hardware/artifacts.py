@@ -77,7 +77,7 @@ def find_om(model_dir: str | os.PathLike | None, model: str, bs: int, *, input_s
                               f"(or {model}_bs{bs}*.om with a CANN platform suffix)")
     base = Path(model_dir)
     if not base.is_dir():
-        raise ArtifactMissing("--model-dir is not a directory", base)
+        raise ZoogateError("--model-dir is not a directory (a typo would otherwise skip every test)", base)
     for name in (model, *ARTIFACT_ALIASES.get(model, ())):
         found = _om_candidates(base, name, bs)
         if not found:
@@ -110,7 +110,7 @@ def find_vacc(model_dir: str | os.PathLike | None, model: str, precision: str = 
                               f"(a vamc build) and {model}-vdsp_params.json")
     base = Path(model_dir)
     if not base.is_dir():
-        raise ArtifactMissing("--model-dir is not a directory", base)
+        raise ZoogateError("--model-dir is not a directory (a typo would otherwise skip every test)", base)
     builds = sorted(d for d in base.glob(pattern) if d.is_dir() and any(d.glob(f"{model}.*")))
     if not builds:
         raise ArtifactMissing(f"no VACC build for {model} ({precision}): expected {base / pattern}/{model}.* "

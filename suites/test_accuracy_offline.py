@@ -68,7 +68,8 @@ def test_offline_scoring_glue_passes_a_good_folder(tmp_path):
                               baseline_row="ascend-310p3", models=("inception_v4_1001",))
     model, scored, records = OfflineScoring(options).get()
     assert model == "inception_v4_1001" and scored.summary.n == 200
-    assert [(r.check, r.status) for r in records] == [("top1", "pass"), ("top5", "pass"), ("label_offset", "pass")]
+    assert [(r.check, r.status) for r in records] == [("top1", "pass"), ("top5", "pass"), ("label_offset", "pass"),
+                                                       ("num_classes", "pass")]
     assert records[0].baseline == 79.99 and records[0].details["row"] == "ascend-310p3"
 
 

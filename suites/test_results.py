@@ -365,7 +365,7 @@ def test_cli_pass_writes_both_json_files(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["value"][1] == {"key": "Number of classes", "value": "1001"}
     rich = json.loads((tmp_path / "rich.json").read_text())
-    assert [g["status"] for g in rich["gates"]] == ["pass", "pass", "pass"]
+    assert [g["status"] for g in rich["gates"]] == ["pass", "pass", "pass", "pass"]   # top1, top5, label_offset, num_classes
     assert rich["gates"][0]["details"]["interval_pp"][0] < 79.99 < rich["gates"][0]["details"]["interval_pp"][1]
 
 
@@ -386,7 +386,7 @@ def test_cli_fails_1001_outputs_scored_as_1000(tmp_path):
     assert "1000 classes: labels used as given" in out
     assert "labels look off by +1" in out and "1001-class (background at index 0) mix-up" in out
     gates = {g["check"]: g["status"] for g in json.loads((tmp_path / "rich.json").read_text())["gates"]}
-    assert gates == {"top1": "fail", "top5": "fail", "label_offset": "fail"}
+    assert gates == {"top1": "fail", "top5": "fail", "label_offset": "fail", "num_classes": "fail"}
 
 
 def test_cli_user_errors_exit_2_naming_the_path(tmp_path):
@@ -405,3 +405,38 @@ def test_label_file_is_never_modified(tmp_path):
     before = labels.read_bytes(), sorted((p.name, p.read_bytes()) for p in folder.iterdir())
     _score_cli("--model", "inception_v4_1001", "--results", str(folder), "--labels", str(labels))
     assert (labels.read_bytes(), sorted((p.name, p.read_bytes()) for p in folder.iterdir())) == before
+
+
+def test_vamp_positional_pairing_orders_unpadded_numbers_by_value(tmp_path):
+    """vamp numbers outputs without zero-padding: out_10 must pair with the 10th datalist line, not the 2nd."""
+    n = 12
+    stems = _stems(n)
+    logits = np.full((n, 1000), -1.0, np.float32)
+    labels = {s: i for i, s in enumerate(stems)}
+    logits[np.arange(n), np.arange(n)] = 5.0                 # image i predicts class i
+    folder, datalist = tmp_path / "out", tmp_path / "npz_datalist.txt"
+    write_vamp(folder, stems, logits, datalist, output_names=[f"out_{i}.npz" for i in range(n)])
+    scored = score_folder(folder, labels, datalist=datalist)
+    assert scored.summary.hits[0] == n, scored.results.notes
+
+
+def test_written_summary_json_is_what_the_summary_reader_accepts(tmp_path):
+    from zoogate.vendor_cli import read_summary_json
+
+    folder = write_ais_bench(tmp_path / "result_bs4", _stems(3), np.zeros((3, 1001), np.float32))
+    summary = read_summary_json(folder.parent / "result_bs4_summary.json")
+    assert summary.npu_compute_time.count == 3 and summary.throughput > 0
+
+
+def test_offline_scoring_of_another_builds_class_count_fails(tmp_path):
+    """1000-column results scored for the 1001-class model: the class-count record FAILs, whatever the top-1."""
+    from zoogate import accuracy
+
+    stems = _stems(4)
+    logits = np.zeros((4, 1000), np.float32)
+    logits[np.arange(4), np.arange(4)] = 9.0
+    folder = write_ais_bench(tmp_path / "result", stems, logits)
+    labels = _labels_file(tmp_path, stems, np.arange(4))
+    _, records = accuracy.score_offline("inception_v4_1001", folder, labels, row="ascend-310p3", allow_subset=True)
+    count = [r for r in records if r.check == "num_classes"]
+    assert count and count[0].status == "fail", [r.explain() for r in records]

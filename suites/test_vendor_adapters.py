@@ -401,3 +401,14 @@ def test_vacc_error_paths(vendor_doubles, tiny_models, tmp_path):
         odd.infer(normalised(pixels(1)))
     runner.close()
     runner.close()
+
+
+def test_mistyped_model_dir_is_an_error_not_a_skip(tmp_path):
+    """A --model-dir typo must stop a lab run, not skip every card test as 'no artifact'."""
+    from hardware import artifacts
+    from zoogate.errors import ZoogateError
+
+    for find in (lambda d: artifacts.find_om(d, "inception_v4", 4), lambda d: artifacts.find_vacc(d, "inception_v4")):
+        with pytest.raises(ZoogateError, match="not a directory") as err:
+            find(tmp_path / "no-such-dir")
+        assert not isinstance(err.value, artifacts.ArtifactMissing)

@@ -448,6 +448,11 @@ def score_offline(model: str, results, labels, *, fmt: str = "auto", datalist=No
     if mb.num_classes != summary.num_classes:
         scored.results.notes.append(f"model {model} has {mb.num_classes} classes; the results have "
                                     f"{summary.num_classes} ({summary.classes_assumed})")
+    from zoogate.architecture import class_count_gate
+
+    count = class_count_gate(model, summary.num_classes)     # results from another build fail here
+    count.runner = name
+    records.append(count)
     return scored, records
 
 

@@ -326,7 +326,8 @@ def parse_tolerance_file(file: Path) -> dict[str, Tolerance]:
 def _load(directory: str) -> tuple[dict[str, ModelBaseline], dict[str, Tolerance]]:
     base = Path(directory)
     if not base.is_dir():
-        raise ZoogateError("baseline directory not found", base)
+        raise ZoogateError("baseline directory not found: install from a checkout with `pip install -e .` "
+                           "(baselines/ sits beside the package) or set ZOOGATE_BASELINES=DIR", base)
     models: dict[str, ModelBaseline] = {}
     tolerance_files = sorted(base.glob(TOLERANCE_GLOB))
     for file in sorted(set(base.glob("*.toml")) - set(tolerance_files)):

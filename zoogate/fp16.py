@@ -1,4 +1,4 @@
-"""float16 variants of fp32 ONNX exports, made with onnxruntime's float16 converter and cached beside them.
+"""float16 variants of fp32 ONNX exports, made with onnxruntime's float16 converter and cached.
 
 Note on running them with ONNX Runtime's CPU provider: it has no float16 Conv/Gemm kernels on x86, so
 it inserts casts and accumulates those in float32 (weights still float16-rounded), while ops that have
@@ -25,10 +25,12 @@ FP16_MAX = 65504.0          # largest finite float16; anything beyond becomes in
 
 
 def fp16_path(src: str | os.PathLike, keep_io_types: bool = True) -> Path:
-    """Where the float16 variant of ``src`` lives: next to it, e.g. model.onnx -> model.fp16.onnx."""
+    """Where the float16 variant of ``src`` lives: in the cache (never beside a user's file), named
+    <stem>-<sha of the source path>.fp16.onnx; the stamp beside it pins the source's content."""
     src = Path(src)
     tag = "fp16" if keep_io_types else "fp16-io16"
-    return src.with_name(f"{src.stem}.{tag}{src.suffix or '.onnx'}")
+    where = cache.key({"source": os.fspath(src.resolve())})
+    return cache.root() / "fp16" / f"{src.stem}-{where}.{tag}.onnx"
 
 
 def _stamp(src: Path, keep_io_types: bool) -> dict:

@@ -17,6 +17,7 @@ files, an unreadable file or a pickled array is a ZoogateError naming the file.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import zipfile
@@ -245,6 +246,11 @@ def _scan(folder: Path) -> tuple[list[str], list[str]]:
     return files, dirs
 
 
+def _natural_key(name: str) -> list:
+    """Sort key that orders digit runs by value: out_2.npz before out_10.npz (vamp does not zero-pad)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
 def _ext(name: str) -> str:
     return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
@@ -342,7 +348,7 @@ def find_results(path: str | os.PathLike, labels: Mapping[str, int], *, fmt: str
 
     if order is not None and unmatched and not by_stem and len(names) == len(order):
         # vamp names outputs by position: the i-th sorted output belongs to the i-th datalist line
-        by_stem = {stem: source / name for stem, name in zip(order, sorted(names))}
+        by_stem = {stem: source / name for stem, name in zip(order, sorted(names, key=_natural_key))}
         unmatched, pairing = [], f"by position: sorted output names <-> {Path(datalist).name} lines"
     elif order is not None and unmatched and not by_stem:
         raise ZoogateError(f"{len(names)} .{fmt} outputs with names that are not in the datalist, and "
@@ -489,8 +495,11 @@ def write_ais_bench(folder: str | os.PathLike, stems: Sequence[str], logits: np.
         else:
             raise ValueError(f"ais_bench writes txt, bin or npy, not {fmt!r}")
     if summary:
-        (folder.parent / f"{folder.name}{SUMMARY_SUFFIX}").write_text(
-            '{"NPU_compute_time": {"mean": 1.0, "count": %d}, "throughput": 1000.0}\n' % len(stems))
+        # the shape ais_bench writes (hardware.md): per-timing {min, max, mean, median, percentile(99%), count}
+        stats = lambda ms: {"min": ms, "max": ms, "mean": ms, "median": ms, "percentile(99%)": ms, "count": len(stems)}
+        doc = {"NPU_compute_time": stats(1.0), "H2D_latency": stats(0.1), "D2H_latency": stats(0.05),
+               "throughput": 1000.0}
+        (folder.parent / f"{folder.name}{SUMMARY_SUFFIX}").write_text(json.dumps(doc) + "\n")
     return folder
 
 
