@@ -170,11 +170,10 @@ def test_diff_lists_coverage_lost_and_new_failures(tmp_path):
 
 @pytest.fixture
 def suite(pytester, monkeypatch, tmp_path, request):
-    """A pytester project using the suite's real root conftest and pytest configuration; host baselines
-    and caches in tmp_path, never the user's."""
+    """A pytester project with the suite's pytest configuration (the plugin comes by its entry point);
+    host baselines and caches in tmp_path, never the user's."""
     from zoogate import cache
 
-    pytester.makeconftest((ROOT / "conftest.py").read_text())
     pytester.makepyprojecttoml((ROOT / "pyproject.toml").read_text())
     monkeypatch.setenv("ZOOGATE_HOST_BASELINES", str(tmp_path / "host-baselines"))
     monkeypatch.setenv("ZOOGATE_CACHE", str(tmp_path / "cache"))

@@ -56,7 +56,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="fail the run when every test of this runner was skipped (repeatable)")
 
 
+MARKERS = {
+    "npu": "needs an accelerator card (Ascend or VACC); implied by ascend and vacc",
+    "ascend": "needs a Huawei Ascend NPU with CANN and ais_bench",
+    "vacc": "needs a Vastai VACC card with VastStreamX",
+    "gpu": "needs a CUDA GPU",
+    "slow": "long-running (minutes on 2 CPU cores)",
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
     bs = config.getoption("--bs")
     config.zoogate_bs = _bs_list(bs) if bs else None
     config.zoogate_records = []      # GateRecords logged by tests, in order
