@@ -15,7 +15,7 @@ from zoogate.accuracy import (NO_IMAGENET, EvalResult, documented_gate, evaluate
                               label_offset_gate, load_state, reference_gate, skip_no_imagenet)
 from zoogate.errors import ZoogateError
 from zoogate.metrics import AccuracySummary
-from zoogate.record import FAIL, PASS, SKIP
+from zoogate.record import FAIL, INCONCLUSIVE, PASS, SKIP
 
 SPEC = baselines.model("iresnet50").preprocess      # 224 px: the cheap pipeline
 IMAGES = 22                                           # bs 4 -> 5 full batches and a partial one
@@ -213,11 +213,11 @@ def test_full_set_gate_uses_the_plain_tolerance():
 
 
 def test_subset_gate_fails_only_outside_the_widened_wilson_interval():
-    # 1000 images at 78.0 %: the 99 % interval is about [74.5, 81.1] %; documented 80.162 lies inside
-    near = documented_gate("inception_v4", _summary(1000, 78.0, 94.0), "top1")
+    # 5000 images at 79.5 %: the 99 % interval is about [78.0, 80.9] %; documented 80.162 lies inside
+    near = documented_gate("inception_v4", _summary(5000, 79.5, 94.0), "top1")
     assert near.status == PASS
     lo, hi = near.details["interval_pp"]
-    assert lo < 78.0 < hi and near.details["widened_pp"] == [lo - 0.5, hi + 0.5]
+    assert lo < 79.5 < hi and near.details["widened_pp"] == [lo - 0.5, hi + 0.5]
     tiny = documented_gate("inception_v4", _summary(8, 0.0, 0.0), "top1")
     assert tiny.status == FAIL and tiny.details["widened_pp"][0] == 0.0          # clipped to [0, 100] %
     assert "Wilson 99% interval" in near.reason and near.details["subset"]
@@ -230,9 +230,28 @@ def test_gate_uses_the_row_the_run_claims():
     rec = documented_gate("inception_v4_1001", _summary(50_000, 79.9, 94.8, classes=1001), "top1", "ascend-310p3")
     assert rec.status == PASS and rec.baseline == 79.99 and "001_55b16f8d4b7b3695.txt" in rec.source
     no_top5 = documented_gate("inception_v4_mindspore", _summary(50_000, 80.0, 94.0), "top5", "ascend-310")
-    assert no_top5.status == SKIP and "documents no top5" in no_top5.reason
+    assert no_top5.status == INCONCLUSIVE and "documents no top5" in no_top5.reason
     with pytest.raises(ZoogateError, match="no baseline row 'nope'"):
         documented_gate("inception_v4", _summary(10, 80, 90), "top1", "nope")
+
+
+def test_too_few_images_is_inconclusive_never_a_pass():
+    # 1000 images at 78 %: the widened 99 % interval spans ~7.6 pp, wider than accuracy_interval_max_pp
+    wide = documented_gate("inception_v4", _summary(1000, 78.0, 94.0), "top1")
+    assert wide.status == INCONCLUSIVE and "too few images to tell" in wide.reason
+    assert 2000 < wide.details["images_to_decide"] < 4000
+    # 0 of 2 correct: the widened interval reaches 77.8 %, which holds iresnet50's 77.168 %
+    zero_of_two = documented_gate("iresnet50", _summary(2, 0.0, 0.0), "top1")
+    assert zero_of_two.status == INCONCLUSIVE
+    # the same evidence is still decisive where the documented value lies outside it
+    assert documented_gate("inception_v4", _summary(2, 0.0, 0.0), "top1").status == FAIL
+    nothing = documented_gate("iresnet50", _summary(0, 0.0, 0.0), "top1")
+    assert nothing.status == INCONCLUSIVE and "no images were scored" in nothing.reason
+
+
+def test_an_informational_row_is_never_passed():
+    rec = documented_gate("inception_v4_mindspore", _summary(50_000, 80.0, 94.0), "top1", "ascend-910-train")
+    assert rec.status == INCONCLUSIVE and "informational" in rec.reason
 
 
 def test_without_imagenet_the_documented_gates_say_how_to_run_them():
@@ -248,7 +267,7 @@ def test_reference_gate_floor_is_99_percent_of_the_reference():
     low = reference_gate("inception_v4", _summary(1000, 79.0, 95.0), reference)
     assert low.status == FAIL and "< floor 79.200 %" in low.reason
     zero = reference_gate("inception_v4", _summary(1000, 0.0, 0.0), _summary(1000, 0.0, 0.0))
-    assert zero.status == SKIP
+    assert zero.status == INCONCLUSIVE
     with pytest.raises(ZoogateError, match="not the same set"):
         reference_gate("inception_v4", _summary(999, 80.0, 95.0), reference)
 

@@ -31,8 +31,8 @@ def test_result_folder(check, offline_scoring, gate_log):
     gate_log(record)
 
 
-def _folder(tmp_path: Path, correct: int, n: int = 200, label_shift: int = 0) -> tuple[Path, Path]:
-    """A 1001-class ais_bench TXT folder of n images, the first `correct` right at top-1 and top-5."""
+def _folder(tmp_path: Path, correct: int, n: int = 200, label_shift: int = 0, fmt: str = "txt") -> tuple[Path, Path]:
+    """A 1001-class ais_bench folder of n images, the first `correct` right at top-1 and top-5."""
     rng = np.random.default_rng(5)
     stems = [f"ILSVRC2012_val_{i:08d}" for i in range(1, n + 1)]
     labels = rng.integers(0, 999, n)       # room for a planted +1 shift inside 0..999
@@ -42,7 +42,7 @@ def _folder(tmp_path: Path, correct: int, n: int = 200, label_shift: int = 0) ->
     idx = np.arange(correct, correct + extra)
     logits[idx, (labels[idx] + 3) % 1001] = 30.0
     logits[idx, labels[idx] + 1] = 25.0
-    folder = write_ais_bench(tmp_path / "out" / "result_bs4", stems, logits, "txt")
+    folder = write_ais_bench(tmp_path / "out" / "result_bs4", stems, logits, fmt)
     labels_file = write_label_file(tmp_path / "val_label.txt",
                                    [(f"{s}.JPEG", int(l) + label_shift) for s, l in zip(stems, labels)])
     return folder, labels_file
@@ -63,11 +63,12 @@ def test_pytest_form_fails_a_planted_offset(tmp_path):
 
 
 def test_offline_scoring_glue_passes_a_good_folder(tmp_path):
-    good, labels = _folder(tmp_path, correct=160)
+    # 3000 images: enough for the widened interval to fit accuracy_interval_max_pp (200 would be INCONCLUSIVE)
+    good, labels = _folder(tmp_path, correct=2400, n=3000, fmt="bin")
     options = AccuracyOptions(imagenet=None, limit=None, resume=False, results=str(good), labels=str(labels),
                               baseline_row="ascend-310p3", models=("inception_v4_1001",))
     model, scored, records = OfflineScoring(options).get()
-    assert model == "inception_v4_1001" and scored.summary.n == 200
+    assert model == "inception_v4_1001" and scored.summary.n == 3000
     assert [(r.check, r.status) for r in records] == [("top1", "pass"), ("top5", "pass"), ("label_offset", "pass"),
                                                        ("num_classes", "pass")]
     assert records[0].baseline == 79.99 and records[0].details["row"] == "ascend-310p3"

@@ -12,7 +12,7 @@ from PIL import Image
 
 from zoogate import baselines
 from zoogate.errors import ZoogateError
-from zoogate.record import FAIL, GATE_KINDS, PASS, SKIP, GateRecord
+from zoogate.record import FAIL, GATE_KINDS, INCONCLUSIVE, PASS, SKIP, GateRecord
 from zoogate.report import (DEFAULT_PATH, build_report, diff_reports, environment, fps_series, load_report,
                             parse_report, plot_fps, render_diff, render_report, render_table, write_report)
 
@@ -166,6 +166,20 @@ def test_diff_lists_coverage_lost_and_new_failures(tmp_path):
     assert [c.key for c in d.regressions] == ["accuracy:label_offset:inception_v4--"]
 
 
+def test_diff_counts_a_gate_gone_inconclusive_as_a_regression(tmp_path):
+    old = _report(tmp_path, "old.json")
+    recs = [r for r in _records()]
+    top1 = next(i for i, r in enumerate(recs) if r.gate == "accuracy" and r.check == "top1")
+    recs[top1] = GateRecord("accuracy", "top1", recs[top1].model, INCONCLUSIVE, 50.0, recs[top1].baseline,
+                            reason="2 images", runner=recs[top1].runner, bs=recs[top1].bs)
+    new = parse_report(build_report(recs), tmp_path / "new.json")
+    d = diff_reports(old, new)
+    assert [(c.check, c.kind, c.new) for c in d.regressions] == [("top1", "status", INCONCLUSIVE)]
+    assert "1 inconclusive" in render_diff(d)
+    back = diff_reports(new, old)              # inconclusive -> pass is no regression
+    assert back.regressions == []
+
+
 # ------------------------------------------------------------------ the plugin, end to end (pytester)
 
 @pytest.fixture
@@ -205,7 +219,7 @@ def test_report_covers_every_gate_kind_with_junit_beside_it(suite):
     junit = suite.path / "r.junit.xml"
     assert junit.exists() and "test_gate[throughput]" in junit.read_text()
     result.stdout.fnmatch_lines(["*zoogate gate report*", "PASS*throughput*check*iresnet50*onnxruntime*",
-                                 "5 gate records: 5 pass, 0 fail, 0 skip*", "report: *r.json"])
+                                 "5 gate records: 5 pass, 0 fail, 0 inconclusive, 0 skip*", "report: *r.json"])
     assert doc["environment"]["host_fingerprint"]["cpu_count"] and doc["run"]["junit"].endswith("r.junit.xml")
 
 
@@ -244,8 +258,47 @@ def test_hides_its_failure(gate_log):
     result = suite.runpytest("--gate-report", "r.json")
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["RUN FAILS: 1 gate record(s) FAILED although no test failed*"])
+    result.stdout.fnmatch_lines(["RUN FAILS: 1 gate record(s) FAILED or INCONCLUSIVE although no test failed*"])
     assert _json(suite)["run"]["problems"]
+
+
+def test_an_inconclusive_gate_fails_its_test_unless_allowed(suite):
+    suite.makepyfile(test_thin='''
+from zoogate.record import GateRecord
+
+def test_two_images(gate_log):
+    gate_log(GateRecord("accuracy", "top1", "iresnet50", "inconclusive", 0.0, 77.168, reason="2 images"))
+''')
+    result = suite.runpytest("--gate-report", "r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*INCONCLUSIVE*accuracy:top1:iresnet50*", "*--allow-inconclusive*"])
+    assert _json(suite)["summary"]["inconclusive"] == 1
+    allowed = suite.runpytest("--gate-report", "r.json", "--allow-inconclusive")
+    allowed.assert_outcomes(skipped=1)
+    assert allowed.ret == pytest.ExitCode.OK
+    assert _json(suite)["records"][0]["status"] == "inconclusive"
+
+
+def test_a_gate_test_that_logs_nothing_fails_the_run(suite):
+    suite.makepyfile(test_silent='''
+def test_asserts_nothing(gate_log):
+    pass
+
+def test_plain_unit_test():
+    assert 1 + 1 == 2
+''')
+    result = suite.runpytest("--gate-report", "r.json")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["RUN FAILS: 1 gate test(s) passed without logging a gate record*"
+                                 "test_silent.py::test_asserts_nothing*"])
+
+
+def test_an_empty_model_selection_is_a_usage_error(suite):
+    suite.makepyfile(test_gates=GATE_TESTS)
+    result = suite.runpytest("--models", ",")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--models ',' selects no model*"])
 
 
 RUNNER_TESTS = '''

@@ -334,7 +334,7 @@ def test_vamp_outputs_that_fit_neither_names_nor_positions(tmp_path):
 
 # ---------------------------------------------------------------- the CLI's verdicts and exit codes
 
-def _good_folder(tmp_path, n=200, top1=160, top5=190, classes=1001, shift_labels=0, drop="none"):
+def _good_folder(tmp_path, n=200, top1=160, top5=190, classes=1001, shift_labels=0, drop="none", fmt="txt"):
     """n images: the first `top1` correct, the next top5-top1 with the label 3rd, the rest wrong."""
     stems = _stems(n)
     rng = np.random.default_rng(1)
@@ -352,12 +352,13 @@ def _good_folder(tmp_path, n=200, top1=160, top5=190, classes=1001, shift_labels
             logits[i, t] = -20.0
     if drop == "last":       # a 1001-class output with its last column dropped: background stays at 0
         logits = logits[:, :1000]
-    folder = write_ais_bench(tmp_path / "out" / "result_bs4", stems, logits, "txt")
+    folder = write_ais_bench(tmp_path / "out" / "result_bs4", stems, logits, fmt)
     return folder, _labels_file(tmp_path, stems, labels + shift_labels)
 
 
 def test_cli_pass_writes_both_json_files(tmp_path):
-    folder, labels = _good_folder(tmp_path)
+    # 3000 images: the widened 99 % interval fits accuracy_interval_max_pp, so the gates can pass
+    folder, labels = _good_folder(tmp_path, n=3000, top1=2400, top5=2850, fmt="bin")
     code, out = _score_cli("--model", "inception_v4_1001", "--results", str(folder), "--labels", str(labels),
                            "--out", str(tmp_path / "metrics.json"), "--rich-out", str(tmp_path / "rich.json"))
     assert code == 0, out
@@ -367,6 +368,28 @@ def test_cli_pass_writes_both_json_files(tmp_path):
     rich = json.loads((tmp_path / "rich.json").read_text())
     assert [g["status"] for g in rich["gates"]] == ["pass", "pass", "pass", "pass"]   # top1, top5, label_offset, num_classes
     assert rich["gates"][0]["details"]["interval_pp"][0] < 79.99 < rich["gates"][0]["details"]["interval_pp"][1]
+
+
+def test_cli_too_few_images_is_inconclusive_and_exits_1(tmp_path):
+    folder, labels = _good_folder(tmp_path)                   # 200 images: the interval spans ~15 pp
+    code, out = _score_cli("--model", "inception_v4_1001", "--results", str(folder), "--labels", str(labels))
+    assert code == 1 and "[INCONCLUSIVE] accuracy:top1" in out and "too few images to tell" in out
+    code, out = _score_cli("--model", "inception_v4_1001", "--results", str(folder), "--labels", str(labels),
+                           "--allow-inconclusive")
+    assert code == 0 and "this is not a pass" in out
+
+
+def test_cli_zero_of_two_correct_never_passes(tmp_path):
+    folder, labels = _good_folder(tmp_path, n=2, top1=0, top5=0, classes=1000)
+    code, out = _score_cli("--model", "iresnet50", "--results", str(folder), "--labels", str(labels))
+    assert code == 1 and "[PASS] accuracy:top1" not in out and "[INCONCLUSIVE] accuracy:top1" in out
+
+
+def test_cli_an_informational_row_never_passes(tmp_path):
+    folder, labels = _good_folder(tmp_path, n=3000, top1=2400, top5=2850, classes=1000, fmt="bin")
+    code, out = _score_cli("--model", "inception_v4_mindspore", "--results", str(folder), "--labels", str(labels),
+                           "--baseline-row", "gpu-v100-train")
+    assert code == 1 and "is informational" in out
 
 
 def test_cli_fails_a_planted_one_based_label_file(tmp_path):

@@ -3,7 +3,9 @@
 Gates, each a plain function returning a GateRecord:
 - ``documented_gate``   check top1/top5: measured vs the baseline row the run claims (tolerance
   top1_abs_pp / top5_abs_pp). On a subset the gate fails only when the documented value lies outside the
-  measured Wilson interval (confidence wilson_confidence) widened by the tolerance.
+  measured Wilson interval (confidence wilson_confidence) widened by the tolerance, and is INCONCLUSIVE
+  when that widened interval is wider than accuracy_interval_max_pp (too few images to tell). A row that
+  documents no such number, or an informational row, is INCONCLUSIVE: there is nothing to pass against.
 - ``reference_gate``    check top1_vs_reference: measured top-1 >= reference_agreement_top1 x the fp32
   reference run's top-1 on the same images (MLPerf's 99 % rule).
 - ``label_offset_gate`` check label_offset: fails when shifting the labels by one class scores far better
@@ -17,6 +19,7 @@ interrupted run with identical numbers.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +35,7 @@ from zoogate.datasets import IMAGENET_VAL_SIZE, LabelledSet, generated_jpegs, wr
 from zoogate.errors import ZoogateError
 from zoogate.metrics import (TOPK, AccuracySummary, TopkCounter, class_shift, describe_classes, topk_indices,
                              wilson_interval)
-from zoogate.record import FAIL, PASS, SKIP, GateRecord, at_least
+from zoogate.record import FAIL, INCONCLUSIVE, PASS, SKIP, GateRecord, at_least
 
 STATE_VERSION = 1
 SAVE_EVERY_IMAGES = 1024        # periodic saves of partial results: about every this many images
@@ -330,11 +333,16 @@ def documented_gate(model: str, summary: AccuracySummary, check: str = "top1", r
     if r.num_classes and r.num_classes != summary.num_classes:
         details["class_count_note"] = (f"row {r.id} documents {r.num_classes} classes, the outputs have "
                                        f"{summary.num_classes}")
+    if r.informational:
+        return GateRecord("accuracy", check, model, INCONCLUSIVE, measured, documented, r.source, str(tol),
+                          f"baseline row {r.id} is informational ({r.framework}): it documents no inference "
+                          f"{check} a run can be gated against; claim another row", runner, bs, details)
     if documented is None:
-        return GateRecord("accuracy", check, model, SKIP, measured, None, r.source, str(tol),
-                          f"baseline row {r.id} documents no {check}", runner, bs, details)
+        return GateRecord("accuracy", check, model, INCONCLUSIVE, measured, None, r.source, str(tol),
+                          f"baseline row {r.id} documents no {check}: the claim cannot be checked", runner, bs,
+                          details)
     if summary.n == 0:
-        return GateRecord("accuracy", check, model, SKIP, None, documented, r.source, str(tol),
+        return GateRecord("accuracy", check, model, INCONCLUSIVE, None, documented, r.source, str(tol),
                           "no images were scored", runner, bs, details)
     if summary.n >= full_size:
         diff = measured - documented
@@ -347,12 +355,32 @@ def documented_gate(model: str, summary: AccuracySummary, check: str = "top1", r
     lo, hi = (_pp(v) for v in wilson_interval(summary.hits[k - 1], summary.n, confidence))
     wide_lo, wide_hi = max(0.0, lo - tol.value), min(100.0, hi + tol.value)
     ok = wide_lo - _ROUNDING_PP <= documented <= wide_hi + _ROUNDING_PP
+    max_width = baselines.tolerance("accuracy_interval_max_pp")
     reason = (f"{check} {measured:.3f} % on a subset of {summary.n} images: Wilson {confidence:.0%} interval "
               f"[{lo:.3f}, {hi:.3f}] %, widened by +/-{tol.value:g} pp to [{wide_lo:.3f}, {wide_hi:.3f}] %, "
               f"{'contains' if ok else 'excludes'} documented {documented:g} % (row {r.id})")
     details.update(interval_pp=[lo, hi], widened_pp=[wide_lo, wide_hi], confidence=confidence, subset=True)
-    return GateRecord("accuracy", check, model, PASS if ok else FAIL, measured, documented, r.source,
-                      f"{tol}; Wilson {confidence:g}", reason, runner, bs, details)
+    status = PASS if ok else FAIL
+    if ok and wide_hi - wide_lo > max_width.value + _ROUNDING_PP:
+        status = INCONCLUSIVE
+        needed = images_to_decide(documented / 100.0, confidence, (max_width.value - 2 * tol.value) / 100.0)
+        reason += (f"; but that interval spans {wide_hi - wide_lo:.1f} pp, wider than {max_width.value:g} pp "
+                   f"({max_width.name}): too few images to tell"
+                   + (f" (about {needed} would decide it)" if needed else ""))
+        details.update(images_to_decide=needed)
+    return GateRecord("accuracy", check, model, status, measured, documented, r.source,
+                      f"{tol}; Wilson {confidence:g}; {max_width}", reason, runner, bs, details)
+
+
+def images_to_decide(p: float, confidence: float, width: float) -> int | None:
+    """Images for a Wilson interval of about ``width`` (fraction) at accuracy ``p``: the normal
+    approximation, enough to say how far a subset is from a verdict. None when no sample size would do."""
+    from statistics import NormalDist
+
+    if width <= 0:
+        return None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    return int(math.ceil((2 * z) ** 2 * max(p * (1 - p), 1e-4) / width ** 2))
 
 
 def reference_gate(model: str, measured: EvalResult | AccuracySummary, reference: EvalResult | AccuracySummary, *,
@@ -375,7 +403,8 @@ def reference_gate(model: str, measured: EvalResult | AccuracySummary, reference
         details["disagreeing_images"] = int((~same).sum())
         details["reference_notes"] = list(reference.notes)
     if ref.hits[0] == 0:
-        return GateRecord("accuracy", "top1_vs_reference", model, SKIP, _pp(m.top1), 0.0, reference_name, str(tol),
+        return GateRecord("accuracy", "top1_vs_reference", model, INCONCLUSIVE, _pp(m.top1), 0.0, reference_name,
+                          str(tol),
                           f"the {reference_name} reference scores 0 top-1 hits: nothing to agree with", runner, bs,
                           details)
     floor = _pp(ref.top1) * tol.value
@@ -397,9 +426,14 @@ def label_offset_gate(model: str, summary: AccuracySummary, *, runner: str = "-"
     details = {"offset_top1_pp": {f"{d:+d}": v for d, v in shifted.items()}, "classes_assumed": summary.classes_assumed,
                "n": summary.n}
     if not shifted or summary.n == 0:
-        return GateRecord("accuracy", "label_offset", model, SKIP, as_scored, None, "", str(tol),
+        return GateRecord("accuracy", "label_offset", model, INCONCLUSIVE, as_scored, None, "", str(tol),
                           "no offsets were counted", runner, bs, details)
     d, best = max(shifted.items(), key=lambda kv: kv[1])
+    if max(as_scored, best) < tol.value:
+        return GateRecord("accuracy", "label_offset", model, INCONCLUSIVE, as_scored, best, "label offsets -1/+1",
+                          str(tol), f"top-1 is {as_scored:.3f} % as scored and at most {best:.3f} % with the labels "
+                          f"shifted: neither reaches {tol.value:g} pp, so these outputs cannot show whether the labels "
+                          "are offset", runner, bs, details)
     if best - as_scored >= tol.value:
         reason = (f"labels look off by {d:+d}: top-1 is {as_scored:.3f} % as scored ({summary.classes_assumed}) "
                   f"but {best:.3f} % with every label {d:+d}. A 1000- vs 1001-class (background at index 0) "

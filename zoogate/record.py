@@ -8,6 +8,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
+# the gate ran on the evidence given and that evidence cannot decide (too few images, a row without the
+# metric, an informational row): never a pass for release gating
+INCONCLUSIVE = "inconclusive"
+STATUSES = (PASS, FAIL, INCONCLUSIVE, SKIP)
+BLOCKING = (FAIL, INCONCLUSIVE)          # statuses that stop a release (INCONCLUSIVE unless allowed)
 GATE_KINDS = ("architecture", "preprocessing", "agreement", "accuracy", "throughput")
 
 
@@ -16,7 +21,7 @@ class GateRecord:
     gate: str                 # one of GATE_KINDS
     check: str                # what was measured: "params_m", "top1", "fps", "max_abs", ...
     model: str
-    status: str               # PASS / FAIL / SKIP
+    status: str               # PASS / FAIL / INCONCLUSIVE / SKIP
     measured: Any = None
     baseline: Any = None
     source: str = ""          # where the baseline comes from ("000_...txt: 模型性能", "host baseline X")
@@ -29,7 +34,7 @@ class GateRecord:
     def __post_init__(self) -> None:
         if self.gate not in GATE_KINDS:
             raise ValueError(f"unknown gate kind {self.gate!r}")
-        if self.status not in (PASS, FAIL, SKIP):
+        if self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r}")
 
     @property
@@ -39,6 +44,10 @@ class GateRecord:
     @property
     def failed(self) -> bool:
         return self.status == FAIL
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.status == INCONCLUSIVE
 
     @property
     def id(self) -> str:

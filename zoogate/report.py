@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from zoogate.errors import ZoogateError
-from zoogate.record import FAIL, GATE_KINDS, PASS, SKIP, GateRecord
+from zoogate.record import BLOCKING, FAIL, GATE_KINDS, INCONCLUSIVE, PASS, SKIP, STATUSES, GateRecord
 
 SCHEMA = "zoogate.gate-report"
 SCHEMA_VERSION = 1
@@ -140,8 +140,8 @@ def environment(*, seeds: dict | None = None) -> dict:
 # ---------------------------------------------------------------- build / write / load
 
 def summarize(records: Sequence[GateRecord]) -> dict:
-    counts = {PASS: 0, FAIL: 0, SKIP: 0}
-    by_gate = {g: {PASS: 0, FAIL: 0, SKIP: 0} for g in GATE_KINDS}
+    counts = dict.fromkeys(STATUSES, 0)
+    by_gate = {g: dict.fromkeys(STATUSES, 0) for g in GATE_KINDS}
     for r in records:
         counts[r.status] += 1
         by_gate[r.gate][r.status] += 1
@@ -183,6 +183,10 @@ class GateReport:
     @property
     def failed(self) -> list[GateRecord]:
         return [r for r in self.records if r.status == FAIL]
+
+    @property
+    def inconclusive(self) -> list[GateRecord]:
+        return [r for r in self.records if r.status == INCONCLUSIVE]
 
 
 def parse_report(data: Any, where: str | os.PathLike | None = None) -> GateReport:
@@ -312,9 +316,14 @@ def render_table(records: Sequence[GateRecord], *, width: int | None = 160) -> s
 
 
 def render_summary(summary: dict) -> str:
-    parts = [f"{g} {c[PASS]}/{c[FAIL]}/{c[SKIP]}" for g, c in summary["by_gate"].items() if sum(c.values())]
-    return (f"{summary['records']} gate records: {summary[PASS]} pass, {summary[FAIL]} fail, {summary[SKIP]} skip"
-            + (f"  (pass/fail/skip by gate: {', '.join(parts)})" if parts else ""))
+    def count(c: dict, status: str) -> int:
+        return c.get(status, 0)          # reports written before INCONCLUSIVE existed lack the key
+
+    parts = [f"{g} " + "/".join(str(count(c, s)) for s in STATUSES)
+             for g, c in summary["by_gate"].items() if sum(c.values())]
+    totals = ", ".join(f"{count(summary, s)} {s}" for s in STATUSES)
+    return (f"{summary['records']} gate records: {totals}"
+            + (f"  ({'/'.join(STATUSES)} by gate: {', '.join(parts)})" if parts else ""))
 
 
 def render_report(report: GateReport, *, width: int | None = 160) -> str:
@@ -596,7 +605,8 @@ def _fps_by_key(records: Iterable[GateRecord]) -> dict[str, float]:
 
 
 def diff_reports(old: GateReport, new: GateReport) -> ReportDiff:
-    """Changes between two reports. Regressions: a gate that passed (or was absent) now fails; accuracy
+    """Changes between two reports. Regressions: a gate that passed (or was absent) now fails or is
+    inconclusive (an inconclusive gate never passes a release); accuracy
     down by more than top1_abs_pp / top5_abs_pp; agreement max-abs up by more than the atol of the record's
     tolerance, or top-1 agreement down beyond it; fps down by more than fps_regression_rel (compared
     whether or not a floor was gated). Gates that passed before and are now skipped or gone are listed
@@ -608,17 +618,18 @@ def diff_reports(old: GateReport, new: GateReport) -> ReportDiff:
     for key, rn in b.items():
         ro = a.get(key)
         if ro is None:
-            changes.append(Change(key, rn.gate, rn.check, "new", None, rn.status, rn.status == FAIL,
-                                  f"new record: {rn.reason}" if rn.status == FAIL else "new record"))
+            changes.append(Change(key, rn.gate, rn.check, "new", None, rn.status, rn.status in BLOCKING,
+                                  f"new record: {rn.reason}" if rn.status in BLOCKING else "new record"))
             continue
         if ro.status != rn.status:
             if ro.status == PASS and rn.status == SKIP:
                 lost.append(Change(key, rn.gate, rn.check, "status", ro.status, rn.status, False,
                                    f"now skipped: {rn.reason}"))
             else:
-                changes.append(Change(key, rn.gate, rn.check, "status", ro.status, rn.status, rn.status == FAIL,
-                                      rn.reason if rn.status == FAIL else ""))
-        if SKIP not in (ro.status, rn.status):
+                changes.append(Change(key, rn.gate, rn.check, "status", ro.status, rn.status,
+                                      rn.status in BLOCKING and ro.status not in (rn.status, FAIL),
+                                      rn.reason if rn.status in BLOCKING else ""))
+        if {ro.status, rn.status} <= {PASS, FAIL}:      # values of skipped or inconclusive gates say nothing
             value = _value_change(ro, rn)
             if value and value[0] != value[1]:
                 changes.append(Change(key, rn.gate, rn.check, "value", *value))

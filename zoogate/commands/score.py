@@ -1,6 +1,7 @@
 """`zoogate score`: top-1/top-5 of a device's result folder (ais_bench TXT/BIN/NPY, vamp npz, .npy arrays),
-the Ascend guide's metrics.json, our richer JSON, and the accuracy gates. Exit 0 pass, 1 a gate failed,
-2 a user error (bad path, file or format)."""
+the Ascend guide's metrics.json, our richer JSON, and the accuracy gates. Exit 0 pass, 1 a gate failed or
+was INCONCLUSIVE (too few images, a row without the metric, an informational row; --allow-inconclusive lets
+those exit 0), 2 a user error (bad path, file or format)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 
 from zoogate import baselines
 from zoogate.metrics import modelzoo_metrics, rich_metrics, write_json_atomic
-from zoogate.record import FAIL
+from zoogate.record import BLOCKING, FAIL, INCONCLUSIVE
 
 
 def register(subparsers) -> None:
@@ -28,6 +29,8 @@ def register(subparsers) -> None:
                    help="vamp datalist (input .npz paths in run order), or the row order of a single .npy array")
     p.add_argument("--baseline-row", metavar="ROW", default=None,
                    help="documented row the run claims (default: the model's reference row)")
+    p.add_argument("--allow-inconclusive", action="store_true",
+                   help="exit 0 when gates are INCONCLUSIVE (never when one FAILED); they still print as such")
     p.add_argument("--allow-subset", action="store_true",
                    help="score a run over only some of the labelled images (the gate then uses a Wilson interval)")
     p.set_defaults(func=run)
@@ -52,12 +55,20 @@ def run(args: argparse.Namespace) -> int:
     if r.skipped:
         print(f"  skipped   : {len(r.skipped)} file(s) that are not output 0 of this format, e.g. {r.skipped[0]}")
     for rec in records:
-        print(rec.explain() if rec.status == FAIL else f"[{rec.status.upper()}] {rec.id}: {rec.reason}")
+        print(rec.explain() if rec.status in BLOCKING else f"[{rec.status.upper()}] {rec.id}: {rec.reason}")
     if args.out:
         write_json_atomic(args.out, modelzoo_metrics(s), indent=None)   # compact, as the postprocess writes it
     if args.rich_out:
         write_json_atomic(args.rich_out, rich_metrics(s, model=args.model, row=args.baseline_row,
                                                       confidence=confidence, provenance=scored.provenance(),
                                                       skipped=r.skipped, gates=[x.to_dict() for x in records]))
-    return 1 if any(rec.status == FAIL for rec in records) else 0
+    if any(rec.status == FAIL for rec in records):
+        return 1
+    if any(rec.status == INCONCLUSIVE for rec in records):
+        if args.allow_inconclusive:
+            print("zoogate score: INCONCLUSIVE gates allowed by --allow-inconclusive: this is not a pass")
+            return 0
+        print("zoogate score: INCONCLUSIVE: too little evidence to pass (exit 1; --allow-inconclusive to accept)")
+        return 1
+    return 0
 

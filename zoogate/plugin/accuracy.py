@@ -43,10 +43,10 @@ class AccuracyOptions:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "AccuracyOptions":
-        spec = config.getoption("--models")
-        models = None
-        if spec and spec != "all":
-            models = tuple(m.strip() for m in spec.split(",") if m.strip())
+        from zoogate.plugin.models import given_models
+
+        given = given_models(config)
+        models = tuple(given) if given else None
         return cls(imagenet=config.getoption("--imagenet"), limit=config.getoption("--limit"),
                    resume=bool(config.getoption("--resume")), results=config.getoption("--results"),
                    labels=config.getoption("--labels"), baseline_row=config.getoption("--baseline-row"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zoogate import detect
-from zoogate.record import FAIL, SKIP, GateRecord
+from zoogate.record import FAIL, INCONCLUSIVE, SKIP, GateRecord
 
 HARDWARE_MARKERS = ("ascend", "vacc", "gpu")
 NPU_MARKERS = ("ascend", "vacc")          # imply `npu`
@@ -54,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--compare-baseline", default=None, metavar="NAME", help="fail on fps regressions against NAME")
     g.addoption("--require", action="append", default=[], metavar="RUNNER",
                 help="fail the run when every test of this runner was skipped (repeatable)")
+    g.addoption("--allow-inconclusive", action="store_true",
+                help="an INCONCLUSIVE gate (too little evidence to decide) skips its test instead of failing it; "
+                     "the report still shows it as INCONCLUSIVE")
 
 
 MARKERS = {
@@ -99,18 +102,28 @@ def _restore_rng_state():
     torch.set_rng_state(torch_state)
 
 
+LOGGED = pytest.StashKey[int]()      # records a test logged through gate_log
+
+
 @pytest.fixture
 def gate_log(request: pytest.FixtureRequest):
     """Log a GateRecord for the report, then turn it into the test's outcome.
 
-    FAIL -> AssertionError whose message is the record's explanation; SKIP -> pytest.skip(reason).
+    FAIL -> the test fails with the record's explanation; INCONCLUSIVE -> the same, unless
+    --allow-inconclusive (then a skip saying it was inconclusive); SKIP -> pytest.skip(reason).
     """
 
     def log(record: GateRecord) -> GateRecord:
         record.details.setdefault("nodeid", request.node.nodeid)
         request.config.zoogate_records.append(record)
+        request.node.stash[LOGGED] = request.node.stash.get(LOGGED, 0) + 1
         if record.status == FAIL:
             pytest.fail(record.explain(), pytrace=False)
+        if record.status == INCONCLUSIVE:
+            if request.config.getoption("--allow-inconclusive"):
+                pytest.skip(f"INCONCLUSIVE (allowed by --allow-inconclusive): {record.reason}")
+            pytest.fail(record.explain() + "\n  (too little evidence to pass: pass --allow-inconclusive to let "
+                        "the run go on; the report keeps it INCONCLUSIVE)", pytrace=False)
         if record.status == SKIP:
             pytest.skip(record.reason)
         return record

@@ -12,16 +12,28 @@ from zoogate.errors import ZoogateError
 from zoogate.weights import LoadedModel, load_model
 
 
-def selected_models(config: pytest.Config) -> list[str]:
-    known = sorted(baselines.load_all())
+def given_models(config: pytest.Config) -> list[str] | None:
+    """The models --models names, in order (None without --models, or with --models all).
+
+    An empty selection (``--models ","``) or an unknown name is a usage error: a run that selects no
+    model would gate nothing and could still exit 0."""
     spec = config.getoption("--models")
-    if not spec or spec == "all":
-        return known
+    if spec is None or spec.strip() == "all":
+        return None
+    known = sorted(baselines.load_all())
     names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise pytest.UsageError(f"--models {spec!r} selects no model; name one or more of: {', '.join(known)} "
+                                "(or 'all')")
     unknown = [n for n in names if n not in known]
     if unknown:
         raise pytest.UsageError(f"--models: unknown model(s) {unknown}; known: {', '.join(known)}")
-    return names
+    return list(dict.fromkeys(names))
+
+
+def selected_models(config: pytest.Config) -> list[str]:
+    """--models when given, else every registry model."""
+    return given_models(config) or sorted(baselines.load_all())
 
 
 def _onnx_specs(config: pytest.Config) -> dict[str, Path]:
@@ -100,6 +112,7 @@ class Zoo:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    given_models(config)          # a bad --models is a usage error at start-up
     cache.set_root(config.getoption("--cache-dir"))
 
 

@@ -21,12 +21,13 @@ import pytest
 
 from zoogate import report as gate_report
 from zoogate.errors import ZoogateError
-from zoogate.record import FAIL, SKIP, GateRecord
+from zoogate.record import FAIL, INCONCLUSIVE, SKIP, GateRecord
 
 HARDWARE_TAGS = ("ascend", "vacc", "gpu", "npu")
 RUNNER_PARAMS = ("runner", "runner_name", "runner_case")
 _RECORDS_PROP = "zoogate_records"
 _RUNNERS_PROP = "zoogate_runners"
+_SILENT_PROP = "zoogate_silent_gate"
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ReportState:
     junit: str | None
     problems: list[str] = field(default_factory=list)     # each fails the run
     notes: list[str] = field(default_factory=list)        # printed, never fail the run
+    silent: list[str] = field(default_factory=list)       # gate tests that passed without logging a record
     tallies: dict = field(default_factory=lambda: defaultdict(RunnerTally))
     sent: int = 0                      # records already forwarded (xdist worker)
     written: Path | None = None
@@ -143,9 +145,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
-    """On an xdist worker, send the records logged since the last report along with this report."""
+    """On an xdist worker, send the records logged since the last report along with this report. A gate
+    test (one that asks for gate_log) that passed without logging a record is marked: it gated nothing."""
     report = yield
     config = item.config
+    if report.when == "call" and report.passed and "gate_log" in getattr(item, "fixturenames", ()):
+        from zoogate.plugin.core import LOGGED
+
+        if not item.stash.get(LOGGED, 0):
+            report.user_properties.append((_SILENT_PROP, item.nodeid))
     state = config.stash.get(_STATE, None)
     records = getattr(config, "zoogate_records", None)
     if state is not None and records is not None and _is_worker(config) and len(records) > state.sent:
@@ -246,8 +254,11 @@ class SessionReport:
         (they belong in the gate report, not as JUnit properties); tally runner outcomes."""
         config, state = self.config, self.state
         forwarded = [v for n, v in report.user_properties if n == _RECORDS_PROP]
-        if forwarded:
-            report.user_properties = [(n, v) for n, v in report.user_properties if n != _RECORDS_PROP]
+        silent = [v for n, v in report.user_properties if n == _SILENT_PROP]
+        state.silent += silent
+        if forwarded or silent:
+            report.user_properties = [(n, v) for n, v in report.user_properties
+                                      if n not in (_RECORDS_PROP, _SILENT_PROP)]
             for batch in forwarded:
                 config.zoogate_records.extend(GateRecord.from_dict(d) for d in batch)
         tags = next((v for n, v in report.user_properties if n == _RUNNERS_PROP), "")
@@ -266,10 +277,15 @@ class SessionReport:
             return
         records: list[GateRecord] = list(getattr(config, "zoogate_records", []))
         state.problems += require_problems(config.getoption("--require") or [], state.tallies, records)
-        failed_records = [r for r in records if r.status == FAIL]
-        if failed_records and session.exitstatus == pytest.ExitCode.OK:
-            state.problems.append(f"{len(failed_records)} gate record(s) FAILED although no test failed "
-                                  f"(caught or xfail-marked): {', '.join(r.id for r in failed_records[:5])}")
+        allow = config.getoption("--allow-inconclusive")
+        blocking = [r for r in records if r.status == FAIL or (r.status == INCONCLUSIVE and not allow)]
+        if blocking and session.exitstatus == pytest.ExitCode.OK:
+            state.problems.append(f"{len(blocking)} gate record(s) FAILED or INCONCLUSIVE although no test failed "
+                                  f"(caught or xfail-marked): {', '.join(r.id for r in blocking[:5])}")
+        if state.silent:
+            shown = ", ".join(state.silent[:5]) + (f", ... ({len(state.silent)} in all)" if len(state.silent) > 5 else "")
+            state.problems.append(f"{len(state.silent)} gate test(s) passed without logging a gate record, so "
+                                  f"they gated nothing: {shown}")
         _save_host_baseline(config, state, records)
         if state.problems and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -105,10 +105,9 @@ def runner_params(config: pytest.Config, runners=None) -> list:
 
 
 def _models(config: pytest.Config, models) -> list[str]:
-    spec = config.getoption("--models")
-    if spec:           # the command line wins over a test's default models
-        from zoogate.plugin.models import selected_models
+    from zoogate.plugin.models import selected_models
 
+    if config.getoption("--models"):           # the command line wins over a test's default models
         return selected_models(config)
     names = list(models or DEFAULT_MODELS)
     known = baselines.load_all()
