@@ -25,7 +25,7 @@ def test_report_reprints_the_table(tmp_path, capsys):
     path = _write(tmp_path / "r.json")
     assert main(["report", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "host lab-host" in out and "2 gate records: 1 pass, 0 fail, 1 skip" in out
+    assert "host lab-host" in out and "2 gate records: 1 pass, 0 fail, 0 inconclusive, 1 skip" in out
     assert "PASS" in out and "accuracy" in out and "top1_abs_pp=0.5" in out and "no documented row" in out
 
 
