@@ -1,10 +1,12 @@
 """Preprocessing parity: every variant x every distinct preprocessing of the registry, on the fixture set.
 
 `reference` is checked against torchvision transforms assembled here from the baseline entry, on
-``PIL.Image.open(f).convert("RGB")``; `fast` must equal the reference bit for bit; the documented
-variants (ascend-modelzoo, vacc-vdsp, timm-eval) must keep the distance recorded in
-baselines/measured/preprocess_variants.toml. Self-tests plant the classic preprocessing bugs into the
-variants and require the gate to report FAIL.
+``PIL.Image.open(f).convert("RGB")``; `fast` must equal the reference bit for bit; every variant, the
+reference included, must reproduce its own outputs recorded in baselines/measured/preprocess_expected.json
+bit for bit (the exact gate; its distance to the reference is reported beside it as information).
+Self-tests plant the classic preprocessing bugs into the variants and require the gates to report FAIL;
+the fault matrix (zoogate/faults.py) plants Std 0.501, mean +0.001, Resize 343 and the other decoder on
+the CMYK JPEG into every deployed variant.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import pytest
 from PIL import Image
 from torchvision import transforms as T
 
-from zoogate import baselines
-from zoogate.preprocess import geometry, measured, parity, vdsp
+from zoogate import baselines, faults
+from zoogate.errors import ZoogateError
+from zoogate.preprocess import decoders, expected, geometry, measured, parity, planted, vdsp
 from zoogate.preprocess.fast import normalise
 from zoogate.preprocess import variants as V
 from zoogate.preprocess.reference import torch_threads
@@ -50,6 +53,30 @@ def recorded():
     return measured.load_recorded()
 
 
+@pytest.fixture(scope="session")
+def expected_record():
+    return expected.load()
+
+
+@pytest.fixture(scope="session")
+def decoded(fixture_set):
+    """decoder name -> the fixture set decoded that way (the PIL one is fixture_set itself)."""
+    cache = {"pil": fixture_set}
+
+    def get(decoder: str) -> list[tuple[str, Image.Image]]:
+        if decoder not in cache:
+            cache[decoder] = measured.fixture_images(decoder=decoder)
+        return cache[decoder]
+
+    return get
+
+
+def exact(case, decoded, reference_of, expected_record, recorded, **kw):
+    return measured.exact_gate(case, images=kw.pop("images", None) or decoded(case.decoder),
+                               reference=reference_of(case.model), record=expected_record,
+                               recorded_distances=recorded, **kw)
+
+
 def torchvision_oracle(spec: baselines.Preprocess):
     """The documented transform assembled directly from torchvision (not through zoogate.preprocess)."""
     tf = T.Compose([T.Resize(spec.resize, interpolation=T.InterpolationMode(spec.interpolation)),
@@ -62,8 +89,12 @@ def torchvision_oracle(spec: baselines.Preprocess):
     return apply
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_variant_parity(case, fixture_set, reference_of, recorded, gate_log):
+IDENTICAL_CASES = [c for c in CASES if c.variant in V.IDENTICAL]
+
+
+@pytest.mark.parametrize("case", IDENTICAL_CASES, ids=[c.id for c in IDENTICAL_CASES])
+def test_variant_parity(case, fixture_set, reference_of, gate_log):
+    """reference == torchvision assembled here; fast == reference, bit for bit."""
     mb = baselines.model(case.model)
     if case.variant == "reference":
         oracle = torchvision_oracle(mb.preprocess)
@@ -72,12 +103,15 @@ def test_variant_parity(case, fixture_set, reference_of, recorded, gate_log):
         dist = measured.measure_case(case, fixture_set, truth)
     else:
         dist = measured.measure_case(case, fixture_set, reference_of(case.model))
-    if case.variant in V.IDENTICAL:
-        record = parity.gate_identical(case.model, case.variant, dist)
-    else:
-        record = parity.gate_recorded(case.model, case.variant, dist, recorded.get((case.model, case.variant)))
+    record = parity.gate_identical(case.model, case.variant, dist)
     record.details["stands_for"] = list(case.shared_with)
     gate_log(record)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_exact_outputs(case, decoded, reference_of, expected_record, recorded, gate_log):
+    """Each variant reproduces its own recorded outputs bit for bit (the control of the fault matrix rows)."""
+    gate_log(exact(case, decoded, reference_of, expected_record, recorded))
 
 
 def test_parity_cases_cover_every_distinct_spec_and_variant():
@@ -90,9 +124,16 @@ def test_parity_cases_cover_every_distinct_spec_and_variant():
     assert {"inception_v4", "gluon_inception_v3"} <= timm_models     # 0.5 vs ImageNet mean/std in timm's cfgs
 
 
-def test_every_documented_case_has_a_recorded_distance(recorded):
-    missing = [c.id for c in CASES if c.variant in V.DOCUMENTED and (c.model, c.variant) not in recorded]
-    assert not missing, f"record them: python -m zoogate.preprocess.measured --write ({missing})"
+def test_every_case_has_recorded_outputs_for_every_fixture(expected_record, fixture_set, recorded):
+    names = {name for name, _ in fixture_set}
+    for case in CASES:
+        rec = expected_record.cases.get(case.id)
+        assert rec is not None, f"record it: {expected.REGENERATE} ({case.id})"
+        assert (rec.model, rec.variant, rec.decoder) == (case.model, case.variant, case.decoder), case.id
+        assert set(rec.images) == names, f"{case.id}: fixtures changed; {expected.REGENERATE}"
+    assert set(expected_record.cases) == {c.id for c in CASES}, "stale cases in the record"
+    missing = [c.id for c in CASES if c.variant in V.DEPLOYED and (c.model, c.variant) not in recorded]
+    assert not missing, f"record them: {expected.REGENERATE} ({missing})"
 
 
 def test_ascend_shift_is_exactly_the_truncated_crop_offset(fixture_set, reference_of):
@@ -151,26 +192,24 @@ FAULTS = [(f, v) for v in ("fast", "ascend-modelzoo", "vacc-vdsp", "timm-eval")
 
 
 @pytest.mark.parametrize("fault,variant", FAULTS, ids=[f"{f}-into-{v}" for f, v in FAULTS])
-def test_planted_fault_fails_the_parity_gate(fault, variant, fixture_set, reference_of, recorded):
-    case = next(c for c in CASES if c.variant == variant and c.model == "inception_v4")
-    dist = measured.measure_case(case, fixture_set, reference_of("inception_v4"), pipeline=_planted(fault, variant))
-    if variant in V.IDENTICAL:
-        record = parity.gate_identical("inception_v4", variant, dist)
-    else:
-        record = parity.gate_recorded("inception_v4", variant, dist, recorded[("inception_v4", variant)])
+def test_planted_fault_fails_the_exact_gate(fault, variant, decoded, reference_of, expected_record, recorded):
+    case = measured.case_for("inception_v4", variant)
+    record = exact(case, decoded, reference_of, expected_record, recorded, pipeline=_planted(fault, variant))
     assert record.status == FAIL, record.explain()
     assert "inception_v4" in record.explain()
+    if variant in V.IDENTICAL:          # fast also leaves the reference
+        dist = measured.measure_case(case, decoded("pil"), reference_of("inception_v4"), pipeline=_planted(fault, variant))
+        assert parity.gate_identical("inception_v4", variant, dist).status == FAIL
 
 
-def test_ascend_rounding_instead_of_truncation_fails_the_gate(fixture_set, reference_of, recorded):
-    """If the Ascend variant silently started rounding like torchvision, its recorded 1-px shift vanishes."""
+def test_ascend_rounding_instead_of_truncation_fails_the_exact_gate(decoded, reference_of, expected_record, recorded):
+    """If the Ascend variant silently started rounding like torchvision, every output moves by a pixel."""
     spec = baselines.model("inception_v4").preprocess
-    dist = measured.measure_case(next(c for c in CASES if c.id == "inception_v4-ascend-modelzoo"), fixture_set,
-                                 reference_of("inception_v4"), pipeline=V.build("fast", spec=spec))
-    record = parity.gate_recorded("inception_v4", "ascend-modelzoo", dist,
-                                  recorded[("inception_v4", "ascend-modelzoo")])
+    record = exact(measured.case_for("inception_v4", "ascend-modelzoo"), decoded, reference_of, expected_record,
+                   recorded, pipeline=V.build("fast", spec=spec))
     assert record.status == FAIL
-    assert "shifted_images 0 vs recorded 21" in record.reason
+    assert "21/21 images differ" in record.reason
+    assert "crop shift 0 px in 0/21 images; recorded max abs" in record.reason   # the distance, as information
 
 
 def test_shift_detection_finds_a_planted_window_shift(fixture_set, reference_of):
@@ -196,11 +235,152 @@ def test_gate_identical_fails_on_shape_mismatch_and_skips_on_nothing():
     assert parity.gate_identical("m", "fast", same).status == PASS
 
 
-def test_gate_recorded_without_a_record_skips_and_says_how_to_record():
-    dist = parity.summarise([parity.compare_image(np.zeros((3, 8, 8)), np.ones((3, 8, 8)))])
-    record = parity.gate_recorded("m", "vacc-vdsp", dist, None)
+# ---- the exact gate on its own ----
+
+def _outputs(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {f"img{i}.png": rng.standard_normal((3, 6, 5)).astype(np.float32) for i in range(3)}
+
+
+def _case(outputs: dict[str, np.ndarray]) -> expected.ExpectedCase:
+    return expected.ExpectedCase("m-vacc-vdsp", "m", "vacc-vdsp", "pil", "vdsp std 0.5",
+                                 {n: expected.digest(a, (0.5, 0.1)) for n, a in outputs.items()})
+
+
+def test_exact_gate_passes_on_the_same_bytes_whatever_the_distance_to_the_reference():
+    outputs = _outputs()
+    far = parity.summarise([parity.compare_image(np.zeros((3, 6, 5)), a + 9, name=n) for n, a in outputs.items()])
+    near = parity.RecordedDistance("m", "vacc-vdsp", 0.5, 0.1, 0.1, 0, 0, 3, "test")
+    record = expected.gate_expected("m", "vacc-vdsp", outputs, _case(outputs), recorded_libraries={},
+                                    distance=far, recorded_distance=near)
+    assert record.status == PASS, record.explain()          # the distance is information, never the verdict
+    assert "3/3 images bit-identical" in record.reason
+    assert "distance to the torchvision reference (information, not gated)" in record.reason
+    assert record.details["distance_to_reference"]["gated"] is False
+
+
+def test_exact_gate_failure_says_which_images_how_far_and_how_to_regenerate():
+    outputs = _outputs()
+    rec = _case(outputs)
+    changed = dict(outputs)
+    changed["img1.png"] = outputs["img1.png"] + np.float32(0.004)      # one image, every element
+    del changed["img2.png"]
+    changed["new.png"] = outputs["img0.png"]
+    libs = {**expected.library_versions(), "Pillow": "0.0.1"}
+    record = expected.gate_expected("m", "vacc-vdsp", changed, rec, recorded_libraries=libs, pipeline="vdsp std 0.501")
+    assert record.status == FAIL
+    text = record.explain()
+    assert "1/3 images differ from the recorded outputs of m-vacc-vdsp" in text
+    assert "img1.png: channel mean" in text and "vs recorded" in text and "std" in text
+    assert "at least 0.004 off" in text
+    assert "recorded images not produced: img2.png" in text and "images without a recorded output: new.png" in text
+    assert "pipeline now: 'vdsp std 0.501'; recorded: 'vdsp std 0.5'" in text
+    assert "library versions differ from the record: Pillow" in text and "(recorded 0.0.1)" in text
+    assert expected.REGENERATE in text and "vendor's own tool" in text
+    shape = expected.gate_expected("m", "vacc-vdsp", {**outputs, "img0.png": outputs["img0.png"][:, :5]}, rec,
+                                   recorded_libraries={})
+    assert shape.status == FAIL and "float32 [3, 5, 5] vs recorded float32 [3, 6, 5]" in shape.reason
+    dtype = expected.gate_expected("m", "vacc-vdsp", {**outputs, "img0.png": outputs["img0.png"].astype(np.float64)},
+                                   rec, recorded_libraries={})
+    assert dtype.status == FAIL and "float64" in dtype.reason
+
+
+def test_one_ulp_fails_the_exact_gate():
+    outputs = _outputs()
+    nudged = dict(outputs)
+    nudged["img0.png"] = outputs["img0.png"].copy()
+    nudged["img0.png"][0, 0, 0] = np.nextafter(nudged["img0.png"][0, 0, 0], np.float32(np.inf))
+    assert expected.gate_expected("m", "vacc-vdsp", nudged, _case(outputs)).status == FAIL
+
+
+def test_exact_gate_without_a_record_skips_and_says_how_to_record():
+    record = expected.gate_expected("m", "vacc-vdsp", _outputs(), None)
     assert record.status == SKIP
-    assert "python -m zoogate.preprocess.measured --write" in record.reason
+    assert expected.REGENERATE in record.reason and "vendor's own tool" in record.reason
+    assert expected.gate_expected("m", "vacc-vdsp", {}, _case(_outputs())).status == SKIP
+
+
+def test_stats_change_is_a_lower_bound_of_the_largest_change():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a = rng.standard_normal((3, 7, 7)).astype(np.float32)
+        b = a + rng.standard_normal(a.shape).astype(np.float32) * np.float32(rng.uniform(0, 0.01))
+        change = expected.ImageChange("x", expected.digest(b), expected.digest(a))
+        assert change.at_least <= float(np.abs(b.astype(np.float64) - a).max()) + 1e-12
+
+
+def test_record_renders_and_loads_back_exactly(tmp_path):
+    case = _case(_outputs())
+    path = tmp_path / "expected.json"
+    path.write_text(expected.render([case], fixtures="fixtures/images/good", libraries={"Pillow": "1"}))
+    back = expected.load(path)
+    assert back.libraries == {"Pillow": "1"} and back.cases == {case.case_id: case}     # floats round-trip
+
+
+def test_expected_file_rejects_malformed_entries(tmp_path):
+    path = tmp_path / "expected.json"
+    good_image = expected.digest(np.zeros((3, 2, 2), np.float32)).to_json()
+
+    def doc(image=good_image, libraries=None):
+        return {"meta": {"libraries": libraries or {"Pillow": "1"}}, "cases": {"m-fast": {
+            "model": "m", "variant": "fast", "decoder": "pil", "pipeline": "p", "images": {"a.png": image}}}}
+
+    import json
+    path.write_text(json.dumps(doc()))
+    assert expected.load(path).cases["m-fast"].images["a.png"].shape == (3, 2, 2)
+    for bad, key in ((doc({**good_image, "sha256": "xyz"}), "cases.m-fast.images.a.png.sha256"),
+                     (doc({k: v for k, v in good_image.items() if k != "std"}), "missing key(s) ['std']"),
+                     (doc({**good_image, "mean": ["a"]}), "a.png.mean"),
+                     (doc(libraries={"Pillow": 1}), "meta.libraries"),
+                     ([1], "'meta' and 'cases'")):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ZoogateError) as err:
+            expected.load(path)
+        assert str(path) in str(err.value) and key in str(err.value)
+    path.write_text("{not json")
+    with pytest.raises(ZoogateError, match="not valid JSON"):
+        expected.load(path)
+    with pytest.raises(ZoogateError, match="not found"):
+        expected.load(tmp_path / "absent.json")
+
+
+# ---- decoders and planted faults ----
+
+def test_decoders_differ_on_the_cmyk_jpeg_and_name_bad_files(tmp_path):
+    path = measured.GOOD_IMAGES / planted.CMYK_FIXTURE
+    pil, cv = (np.asarray(decoders.decode(path, d), dtype=np.int16) for d in ("pil", "cv2"))
+    assert pil.shape == cv.shape and np.abs(pil - cv).max() >= 1        # the fault the decoder swap plants
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    for decoder in decoders.DECODERS:
+        with pytest.raises(ZoogateError) as err:
+            decoders.decode(bad, decoder)
+        assert str(bad) in str(err.value)
+    with pytest.raises(ZoogateError, match="unknown decoder"):
+        decoders.decode(path, "nvjpeg")
+    assert set(V.DECODER_OF) == set(V.VARIANTS) and set(V.DECODER_OF.values()) <= set(decoders.SWAPPED)
+
+
+def test_planted_resize_reaches_every_deployed_pipeline():
+    import timm.data
+
+    for variant in V.DEPLOYED:
+        pipe = planted.plant(measured.case_for("inception_v4", variant).pipeline(), planted.Change(resize=343))
+        if isinstance(pipe, vdsp.VdspPipeline):
+            assert (pipe.params.resize_width, pipe.params.resize_height) == (343, 343)
+        elif isinstance(pipe, V.TimmEvalPipeline):
+            tf = timm.data.create_transform(**pipe.data_config, is_training=False)
+            assert tf.transforms[0].size == 343, tf
+        else:
+            assert pipe.spec.resize == 343, variant
+
+
+def test_fault_matrix_plants_every_exact_fault_into_every_deployed_variant():
+    ids = {f.id: f for f in faults.FAULTS}
+    for fault in planted.EXACT_FAULTS:
+        for variant in V.DEPLOYED:
+            row = ids[f"{fault.id}-into-{variant}"]
+            assert (row.gate, row.check, row.control is not None) == ("preprocessing", expected.CHECK, True)
 
 
 def test_frac_off_counts_pixels_more_than_one_level_off():

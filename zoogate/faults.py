@@ -172,6 +172,32 @@ def truncating_crop_offset() -> GateRecord:
     return _preprocessing_fault(variants.build("ascend-modelzoo", PREPROCESS_MODEL), "fast+truncated-crop")
 
 
+# ---- exact preprocessing gates: every fault of zoogate.preprocess.planted.EXACT_FAULTS x every deployed variant
+
+def exact_preprocessing(variant: str, fault_id: str | None = None) -> GateRecord:
+    """The variant (for the preprocessing model) with one exact fault planted (None: unmodified), judged
+    on its own recorded outputs."""
+    from zoogate.preprocess import measured, planted
+
+    case = measured.case_for(PREPROCESS_MODEL, variant)
+    pipeline, overrides = case.pipeline(), {}
+    if fault_id is not None:
+        fault = next(f for f in planted.EXACT_FAULTS if f.id == fault_id)
+        pipeline, overrides = fault.apply(pipeline, case.decoder)
+    record = measured.exact_gate(case, pipeline=pipeline, overrides=overrides)
+    record.runner = variant if fault_id is None else f"{variant}+{fault_id}"
+    return record
+
+
+def _exact_preprocessing_rows() -> tuple[Fault, ...]:
+    from zoogate.preprocess.planted import EXACT_FAULTS
+    from zoogate.preprocess.variants import DEPLOYED, decoder_of
+
+    return tuple(Fault(f"{f.id}-into-{v}", f"{f.describe(decoder_of(v))}, in `{v}`", "preprocessing", "expected_outputs",
+                       lambda v=v, f=f.id: exact_preprocessing(v, f), lambda v=v: exact_preprocessing(v))
+                 for f in EXACT_FAULTS for v in DEPLOYED)
+
+
 class _Models:
     """Lazily loaded real artifacts of the primary model (calibrated weights, ONNX export, runners)."""
 
@@ -359,6 +385,7 @@ FAULTS: tuple[Fault, ...] = (
           "max_abs_vs_reference", bicubic_for_bilinear, healthy_preprocessing),
     Fault("truncating-crop-offset", "crop offset truncated instead of rounded (1-px shift)", "preprocessing",
           "max_abs_vs_reference", truncating_crop_offset, healthy_preprocessing),
+    *_exact_preprocessing_rows(),
     Fault("label-offset-1001-as-1000", "1001-class output (background at 0) scored as 1000 classes", "accuracy",
           "label_offset", label_offset_1001_as_1000,
           lambda: label_offset_1001_as_1000(slice(0, 1001))),

@@ -25,7 +25,7 @@ from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.preprocess import variants as V
 from zoogate.preprocess import writers
-from zoogate.preprocess.fast import decode_rgb
+from zoogate.preprocess.decoders import decode
 
 TORCH_VARIANTS = ("reference", "timm-eval")      # variants whose pipeline runs torch ops
 
@@ -160,7 +160,7 @@ def _process(item: tuple[Path, Path]) -> str | None:
     src, target = item
     job: Job = _WORKER["job"]
     try:
-        img = decode_rgb(src)
+        img = decode(src, V.decoder_of(job.variant))      # the variant's documented decoder
         if job.fmt == "npz":
             writers.write_npz_image(target, np.asarray(img).transpose(2, 0, 1))
         else:

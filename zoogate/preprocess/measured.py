@@ -1,17 +1,26 @@
-"""The parity cases (model x variant), the fixture set they run on, and their recorded distances.
+"""The parity cases (model x variant), the fixture set they run on, and each case's recorded state.
 
 One case per distinct preprocessing of the registry: reference/fast/ascend-modelzoo once per distinct
 baseline spec (inception 342/299/0.5, imagenet 256/224, mindspore 299/299), vacc-vdsp once per
 distinct (spec, vdsp_params file), timm-eval once per distinct (spec, timm data config). The model
 that stands for a group is the first documented implementation in registry order (inception_v4 for
-the inception spec, iresnet50 for imagenet).
+the inception spec, iresnet50 for imagenet). Each case decodes the fixtures with its variant's declared
+decoder (variants.DECODER_OF).
 
-Recorded distances live in baselines/measured/preprocess_variants.toml. After an intended change to
-a documented variant (or to the fixtures), re-measure and rewrite that file with
+Recorded per case, on the fixture set:
+- baselines/measured/preprocess_expected.json: the case's own outputs as digests (sha256, shape, dtype,
+  per-channel stats); the exact gate (zoogate.preprocess.expected) requires them bit for bit;
+- baselines/measured/preprocess_variants.toml: each deployed variant's distance to the torchvision
+  reference (max abs, mean abs, frac_off, crop shifts): information the exact gate reports, not a gate.
+
+Both files are rewritten together by
 
     python -m zoogate.preprocess.measured --write
 
-and say in the commit why the distance moved.
+Run it only after an intended change to a variant (or to the fixtures, or to a library that decodes or
+resamples), and only after checking the changed variant against the vendor's own tool on the fixtures
+(the Ascend script, the card's vdsp/vamp, timm itself): the record defines the variant, and rewriting
+it to match a fault makes the fault the standard. Say in the commit why the outputs moved.
 """
 
 from __future__ import annotations
@@ -31,9 +40,11 @@ from PIL import Image
 from zoogate import baselines
 from zoogate.baselines import ModelBaseline
 from zoogate.errors import ZoogateError
+from zoogate.preprocess import expected as E
 from zoogate.preprocess import variants as V
-from zoogate.preprocess.fast import decode_rgb
-from zoogate.preprocess.parity import Distance, RecordedDistance, measure
+from zoogate.preprocess.decoders import decode
+from zoogate.preprocess.parity import Distance, RecordedDistance, compare_image, summarise
+from zoogate.record import GateRecord
 
 FIXTURE_DIR = Path(os.environ.get("ZOOGATE_FIXTURES", Path(__file__).resolve().parents[2] / "fixtures"))
 GOOD_IMAGES = FIXTURE_DIR / "images" / "good"
@@ -59,6 +70,10 @@ class ParityCase:
     @property
     def id(self) -> str:
         return f"{self.model}-{self.variant}"
+
+    @property
+    def decoder(self) -> str:
+        return V.decoder_of(self.variant)
 
     def pipeline(self):
         return V.build(self.variant, self.model, vdsp_params=self.vdsp_params)
@@ -107,31 +122,58 @@ def parity_cases(variants: tuple[str, ...] = V.VARIANTS) -> list[ParityCase]:
     return cases
 
 
-def fixture_images(folder: Path = GOOD_IMAGES) -> list[tuple[str, Image.Image]]:
-    """The decoded fixture set, sorted by file name (decoded as the reference does: no EXIF rotation)."""
+def fixture_images(folder: Path = GOOD_IMAGES, decoder: str = "pil",
+                   overrides: dict[str, str] | None = None) -> list[tuple[str, Image.Image]]:
+    """The decoded fixture set, sorted by file name, each decoded with `decoder` (or its override by name)."""
     files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
     if not files:
         raise ZoogateError("no fixture images (run `python fixtures/make_fixtures.py`)", folder)
-    return [(p.name, decode_rgb(p)) for p in files]
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - {p.name for p in files})
+    if unknown:
+        raise ZoogateError(f"no fixture image named {', '.join(unknown)}", folder)
+    return [(p.name, decode(p, overrides.get(p.name, decoder))) for p in files]
+
+
+_DECODED: dict = {}
+
+
+def shared_fixture_images(decoder: str = "pil", overrides: dict[str, str] | None = None) -> list[tuple[str, Image.Image]]:
+    """fixture_images() of the committed set, decoded once per process (the fault matrix runs many rows)."""
+    key = (decoder, tuple(sorted((overrides or {}).items())))
+    if key not in _DECODED:
+        _DECODED[key] = fixture_images(GOOD_IMAGES, decoder, overrides)
+    return list(_DECODED[key])
 
 
 def reference_tensors(model: str, images: list[tuple[str, Image.Image]]) -> dict[str, np.ndarray]:
+    return case_outputs(ParityCase(model, "reference"), images)
+
+
+def case_outputs(case: ParityCase, images: list[tuple[str, Image.Image]], pipeline=None) -> dict[str, np.ndarray]:
+    """The case's variant (or a given pipeline standing in for it) on named images."""
     from zoogate.preprocess.reference import torch_threads
 
-    ref = V.build("reference", model)
-    with torch_threads(1):
-        return {name: ref(img) for name, img in images}
+    pipe = pipeline or case.pipeline()
+    with torch_threads(1):       # reference and timm-eval run torch ops; one thread is faster and the same bits
+        return {name: pipe(img) for name, img in images}
+
+
+def distance_to_reference(case: ParityCase, outputs: dict[str, np.ndarray],
+                          reference: dict[str, np.ndarray]) -> Distance:
+    spec = baselines.model(case.model).preprocess
+    return summarise(compare_image(reference[name], out, spec, name) for name, out in outputs.items())
 
 
 def measure_case(case: ParityCase, images: list[tuple[str, Image.Image]],
                  reference: dict[str, np.ndarray] | None = None, pipeline=None) -> Distance:
-    """The case's variant (or a given pipeline standing in for it) against the model's reference."""
-    from zoogate.preprocess.reference import torch_threads
+    """The case's variant (or a given pipeline standing in for it) against the model's reference.
 
-    mb = baselines.model(case.model)
-    reference = reference if reference is not None else reference_tensors(case.model, images)
-    with torch_threads(1):       # timm-eval runs torchvision transforms too
-        return measure(pipeline or case.pipeline(), images, reference, mb.preprocess)
+    ``images`` are what the variant decodes; without ``reference``, the reference runs on the fixtures
+    decoded its own way."""
+    if reference is None:
+        reference = reference_tensors(case.model, fixture_images(decoder=V.decoder_of("reference")))
+    return distance_to_reference(case, case_outputs(case, images, pipeline), reference)
 
 
 # ---- the recorded distances file ----
@@ -175,6 +217,7 @@ def load_recorded(path: Path = MEASURED_FILE) -> dict[tuple[str, str], RecordedD
 
 
 NOTES = {
+    "fast": "bit-identical to the reference by design",
     "ascend-modelzoo": "same resize; crop offsets truncated where torchvision rounds: the window sits 1 px up/left "
                        "when a margin is odd and its half rounds up (43 -> 21 vs 22)",
     "vacc-vdsp": "square resize (aspect ratio not kept) with OpenCV bilinear (no antialias when shrinking), "
@@ -184,19 +227,16 @@ NOTES = {
 
 
 def _versions() -> str:
-    import PIL
-    import timm
-    import torchvision
-    return f"torchvision {torchvision.__version__}, Pillow {PIL.__version__}, numpy {np.__version__}, timm {timm.__version__}"
+    return ", ".join(f"{k} {v}" for k, v in E.library_versions().items())
 
 
 def render(results: list[tuple[ParityCase, Distance]], images: int) -> str:
     lines = [
-        "# Measured distance of each documented preprocessing variant from the torchvision reference,",
-        "# on fixtures/images/good (fixtures/make_fixtures.py). Written by",
-        "# `python -m zoogate.preprocess.measured --write`; gated by suites/test_preprocess_parity.py:",
-        "# max_abs/mean_abs/frac_off within preprocess_variant_drift_rel (floor preprocess_variant_drift_abs),",
-        "# images/max_shift_px/shifted_images exactly (baselines/tolerances_preprocess.toml).",
+        "# Measured distance of each deployed preprocessing variant from the torchvision reference,",
+        "# on fixtures/images/good (fixtures/make_fixtures.py). INFORMATION, not a gate: each variant is",
+        "# gated bit for bit on its own outputs (preprocess_expected.json, zoogate/preprocess/expected.py);",
+        "# the exact gate reports these numbers next to the distance it measures now.",
+        f"# Written together with preprocess_expected.json by `{E.REGENERATE}`.",
         "# Units: max_abs, mean_abs in normalised tensor units; frac_off = fraction of pixels off by > 1/255",
         "# in any channel; shifts in pixels (see zoogate/preprocess/parity.py).",
         "",
@@ -217,29 +257,135 @@ def render(results: list[tuple[ParityCase, Distance]], images: int) -> str:
     return "\n".join(lines)
 
 
-def measure_all(cases: list[ParityCase] | None = None) -> tuple[list[tuple[ParityCase, Distance]], int]:
-    images = fixture_images()
-    cases = [c for c in (cases or parity_cases()) if c.variant in V.DOCUMENTED]
+# ---- the exact gate of one case ----
+
+_LOADED: dict = {}
+
+
+def _record() -> E.ExpectedRecord:
+    if "expected" not in _LOADED:
+        _LOADED["expected"] = E.load()
+    return _LOADED["expected"]
+
+
+def _recorded_distances() -> dict[tuple[str, str], RecordedDistance]:
+    if "distances" not in _LOADED:
+        _LOADED["distances"] = load_recorded()
+    return _LOADED["distances"]
+
+
+def _shared_reference(model: str) -> dict[str, np.ndarray]:
+    key = ("reference", model)
+    if key not in _LOADED:
+        _LOADED[key] = reference_tensors(model, shared_fixture_images(V.decoder_of("reference")))
+    return _LOADED[key]
+
+
+def exact_gate(case: ParityCase, *, pipeline=None, overrides: dict[str, str] | None = None,
+               images: list[tuple[str, Image.Image]] | None = None, reference: dict[str, np.ndarray] | None = None,
+               record: E.ExpectedRecord | None = None,
+               recorded_distances: dict[tuple[str, str], RecordedDistance] | None = None) -> GateRecord:
+    """The case's variant (or a planted pipeline standing in for it) against the case's recorded outputs.
+
+    ``overrides`` decode some fixtures with another decoder (the decoder fault). The distance to the
+    reference is measured and reported as information (not for the reference itself)."""
+    pipe = pipeline or case.pipeline()
+    images = images if images is not None else shared_fixture_images(case.decoder, overrides)
+    outputs = case_outputs(case, images, pipe)
+    distance = None
+    if case.variant != "reference":
+        reference = reference if reference is not None else _shared_reference(case.model)
+        distance = distance_to_reference(case, outputs, reference)
+    record = record or _record()
+    recorded_distances = _recorded_distances() if recorded_distances is None else recorded_distances
+    describe = getattr(pipe, "describe", None)
+    gate = E.gate_expected(case.model, case.variant, outputs, record.cases.get(case.id),
+                           recorded_libraries=record.libraries, distance=distance,
+                           recorded_distance=recorded_distances.get((case.model, case.variant)),
+                           pipeline=_portable(describe()) if describe else "")
+    gate.details["stands_for"] = list(case.shared_with)
+    return gate
+
+
+def _portable(text: str) -> str:
+    """A pipeline description without this checkout's location (vdsp names its params file)."""
+    return text.replace(str(FIXTURE_DIR.parent) + os.sep, "")
+
+
+def case_for(model: str, variant: str) -> ParityCase:
+    """The parity case that gates `variant` for `model`'s preprocessing (the model may stand in a group)."""
+    for case in parity_cases((variant,)):
+        if model == case.model or model in case.shared_with:
+            return case
+    raise ZoogateError(f"no {variant} parity case covers {model}")
+
+
+# ---- measuring and writing the records ----
+
+def measure_all(cases: list[ParityCase] | None = None):
+    """(expected cases, [(case, distance) of the deployed variants], fixture count) on the fixture set."""
+    cases = cases or parity_cases()
+    by_decoder = {}
     refs: dict[str, dict[str, np.ndarray]] = {}
-    results = []
+    expected, distances = [], []
     for case in cases:
-        ref = refs.setdefault(case.model, reference_tensors(case.model, images))
-        results.append((case, measure_case(case, images, ref)))
-    return results, len(images)
+        images = by_decoder.setdefault(case.decoder, fixture_images(decoder=case.decoder))
+        if case.model not in refs:
+            refs[case.model] = reference_tensors(case.model, by_decoder.setdefault(
+                V.decoder_of("reference"), fixture_images(decoder=V.decoder_of("reference"))))
+        pipe = case.pipeline()
+        outputs = case_outputs(case, images, pipe)
+        dist = None
+        if case.variant in V.DEPLOYED:
+            dist = distance_to_reference(case, outputs, refs[case.model])
+            distances.append((case, dist))
+        per_image = {d.name: (d.max_abs, d.mean_abs) for d in dist.per_image} if dist else {}
+        expected.append(E.ExpectedCase(case.id, case.model, case.variant, case.decoder, _portable(pipe.describe()),
+                                       {n: E.digest(a, per_image.get(n)) for n, a in outputs.items()}))
+    n = len(next(iter(by_decoder.values()))) if by_decoder else 0
+    return expected, distances, n
+
+
+def _print_against_record(cases: list[E.ExpectedCase]) -> None:
+    """Without --write: how the outputs measured now compare with the record (nothing is written)."""
+    try:
+        record = E.load()
+    except ZoogateError as exc:
+        print(exc)
+        return
+    for case in cases:
+        old = record.cases.get(case.case_id)
+        if old is None:
+            print(f"{case.case_id:40s} not recorded")
+            continue
+        moved = [n for n, img in case.images.items() if n not in old.images or not img.same_output(old.images[n])]
+        print(f"{case.case_id:40s} {len(moved)}/{len(case.images)} outputs differ from the record"
+              + (f": {', '.join(moved)}" if moved else ""))
+    changes = E.library_changes(record.libraries)
+    if changes:
+        print("library versions differ from the record: " + ", ".join(changes))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoogate.preprocess.measured",
-                                     description="Measure the documented preprocessing variants on the fixture set.")
-    parser.add_argument("--write", action="store_true", help=f"rewrite {MEASURED_FILE}")
+    parser = argparse.ArgumentParser(
+        prog="python -m zoogate.preprocess.measured",
+        description="Measure every preprocessing parity case on the fixture set: its outputs' digests and the "
+                    "deployed variants' distances to the torchvision reference.")
+    parser.add_argument("--write", action="store_true",
+                        help=f"rewrite {E.EXPECTED_FILE.name} and {MEASURED_FILE.name} (only after checking a "
+                             "changed variant against the vendor's own tool)")
     args = parser.parse_args(argv)
-    results, n = measure_all()
-    for case, dist in results:
+    expected, distances, n = measure_all()
+    for case, dist in distances:
         print(f"{case.id:40s} {dist.summary()}")
-    if args.write:
-        MEASURED_FILE.parent.mkdir(parents=True, exist_ok=True)
-        MEASURED_FILE.write_text(render(results, n), encoding="utf-8")
-        print(f"wrote {MEASURED_FILE}")
+    if not args.write:
+        _print_against_record(expected)
+        return 0
+    MEASURED_FILE.parent.mkdir(parents=True, exist_ok=True)
+    MEASURED_FILE.write_text(render(distances, n), encoding="utf-8")
+    E.EXPECTED_FILE.write_text(E.render(expected, fixtures=_portable(str(GOOD_IMAGES))), encoding="utf-8")
+    print(f"wrote {MEASURED_FILE} and {E.EXPECTED_FILE}")
+    print(f"warning: {E.VENDOR_WARNING}")
     return 0
 
 

@@ -1,4 +1,7 @@
-"""Parity: how far a preprocessing variant's tensors are from the reference's, and the gates on it.
+"""Parity: how far a preprocessing variant's tensors are from the reference's.
+
+`fast` and the reference must be identical (gate_identical); the deployed variants are gated on their
+own recorded outputs (zoogate.preprocess.expected), and this distance is only reported beside that gate.
 
 Measures per image and over a set: max abs and mean abs difference (normalised units), the fraction
 of pixels off by more than one 8-bit level in any channel, and the crop-window shift: the integer
@@ -151,10 +154,6 @@ def measure(pipeline: Callable[[Image.Image], np.ndarray], images: Iterable[tupl
 
 # ---- gates ----
 
-def _tolerance_text(*names: str) -> str:
-    return "; ".join(str(baselines.tolerance(n)) for n in names)
-
-
 def gate_identical(model: str, runner: str, dist: Distance, *, tolerance: str = "preprocess_identical",
                    source: str = "torchvision reference") -> GateRecord:
     """A variant that promises the reference's tensors: max abs must be <= the named tolerance (0 for `fast`)."""
@@ -173,7 +172,8 @@ def gate_identical(model: str, runner: str, dist: Distance, *, tolerance: str = 
 
 @dataclass(frozen=True)
 class RecordedDistance:
-    """A documented variant's distance as recorded in baselines/measured/preprocess_variants.toml."""
+    """A deployed variant's distance as recorded in baselines/measured/preprocess_variants.toml: information
+    the exact gate (zoogate.preprocess.expected) reports, never a gate of its own."""
 
     model: str
     variant: str
@@ -185,44 +185,6 @@ class RecordedDistance:
     images: int
     source: str
     note: str = ""
-
-
-FLOAT_METRICS = ("max_abs", "mean_abs", "frac_off")
-EXACT_METRICS = ("images", "max_shift_px", "shifted_images")
-
-
-def gate_recorded(model: str, runner: str, dist: Distance, recorded: RecordedDistance | None, *,
-                  rel_tolerance: str = "preprocess_variant_drift_rel",
-                  abs_tolerance: str = "preprocess_variant_drift_abs") -> GateRecord:
-    """A documented variant must keep its recorded distance: float metrics within the drift tolerance
-    (max of the absolute floor and the relative share of the recorded value), counts and shift exactly."""
-    tol_text = _tolerance_text(rel_tolerance, abs_tolerance)
-    details = {"distance": dist.metrics(), "worst": [asdict(d) for d in dist.worst()]}
-    if recorded is None:
-        return GateRecord("preprocessing", "max_abs_vs_reference", model, SKIP, dist.max_abs, None, "",
-                          tol_text, f"no recorded distance for {model} x {runner} in "
-                          "baselines/measured/preprocess_variants.toml; measure and record it with "
-                          "`python -m zoogate.preprocess.measured --write`", runner, None, details)
-    rel = baselines.tolerance(rel_tolerance).value
-    floor = baselines.tolerance(abs_tolerance).value
-    drifted = []
-    for key in FLOAT_METRICS:
-        got, want = getattr(dist, key), getattr(recorded, key)
-        allowed = max(floor, rel * abs(want))
-        if not abs(got - want) <= allowed:
-            drifted.append(f"{key} {got:.6g} vs recorded {want:.6g} (allowed +/-{allowed:.3g})")
-    for key in EXACT_METRICS:
-        got, want = getattr(dist, key), getattr(recorded, key)
-        if got != want:
-            drifted.append(f"{key} {got} vs recorded {want}")
-    if dist.shape_mismatches:
-        drifted.append(f"{dist.shape_mismatches} images with an output shape other than the reference's")
-    details["recorded"] = asdict(recorded)
-    details["drifted"] = drifted
-    reason = (f"{dist.summary()}; " + ("matches the recorded distance" if not drifted
-                                       else "drifted from the recorded distance: " + "; ".join(drifted)))
-    return GateRecord("preprocessing", "max_abs_vs_reference", model, FAIL if drifted else PASS, dist.max_abs,
-                      recorded.max_abs, recorded.source, tol_text, reason, runner, None, details)
 
 
 def gate_max_abs(model: str, runner: str, max_abs: float, tolerance: str, *, check: str,

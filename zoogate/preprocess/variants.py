@@ -11,9 +11,12 @@ Every variant is a callable ``pipeline(pil_image) -> float32 CHW`` built from a 
 | vacc-vdsp         | vdsp_params JSON: square resize (OpenCV bilinear), crop at CropX/CropY     | aspect + interpolation + shift |
 | timm-eval         | timm's pretrained cfg: bicubic, crop_pct 0.875 (Resize 341), timm's mean/std | interpolation, scale, mean/std |
 
-EXIF orientation: never applied. The reference is ``PIL.Image.open(f).convert("RGB")``, which ignores
-the EXIF Orientation tag, and every variant decodes the same way (zoogate.images, exif_transpose=False),
-so a camera-rotated JPEG reaches all of them with its stored pixel layout.
+Decoding: each variant declares its decoder in DECODER_OF (zoogate.preprocess.decoders). Today every
+one decodes as the reference does, ``PIL.Image.open(f).convert("RGB")``, which ignores the EXIF
+Orientation tag, so a camera-rotated JPEG reaches all of them with its stored pixel layout.
+
+Every variant but the reference is an exact emulation of a deployed pipeline: the suite gates each one on
+its own recorded outputs, bit for bit (zoogate.preprocess.expected).
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ from zoogate.preprocess.vdsp import VdspParams, VdspPipeline, load_params
 
 VARIANTS = ("reference", "fast", "ascend-modelzoo", "vacc-vdsp", "timm-eval")
 IDENTICAL = ("reference", "fast")                       # must equal the reference exactly
-DOCUMENTED = ("ascend-modelzoo", "vacc-vdsp", "timm-eval")   # differ by design; gated on their recorded distance
+DOCUMENTED = ("ascend-modelzoo", "vacc-vdsp", "timm-eval")   # differ from the reference by design
+DEPLOYED = ("fast", "ascend-modelzoo", "vacc-vdsp", "timm-eval")   # exact emulations, gated on their own outputs
+# the decoder each variant documents (zoogate.preprocess.decoders); a new variant names its own here
+DECODER_OF = {"reference": "pil", "fast": "pil", "ascend-modelzoo": "pil", "vacc-vdsp": "pil", "timm-eval": "pil"}
 
 Pipeline = Callable[[Image.Image], np.ndarray]
 
@@ -125,6 +131,12 @@ def timm_data_config(name: str) -> dict:
     if cfg is None:
         raise ZoogateError(f"timm has no pretrained config for {name!r} (timm {timm.__version__})")
     return dict(resolve_data_config({}, pretrained_cfg=cfg.to_dict()))
+
+
+def decoder_of(variant: str) -> str:
+    if variant not in DECODER_OF:
+        raise ZoogateError(f"unknown preprocessing variant {variant!r}; known: {', '.join(VARIANTS)}")
+    return DECODER_OF[variant]
 
 
 def applicable(variant: str, mb: ModelBaseline) -> tuple[bool, str]:

@@ -15,8 +15,8 @@ classifiers: the aspect ratio is NOT kept) with OpenCV-style bilinear (BILINEAR_
 
 The resize is cv2.resize(INTER_LINEAR) on uint8 re-done in numpy: half-pixel centres
 ``f = (d + 0.5) * src/dst - 0.5``, 11-bit fixed-point weights, and OpenCV's row/column border rules
-and rounding (see cv_linear_resize). Checked against opencv-python-headless 5.0.0 (not a dependency
-of this project) on 2026-11-23: equal bit for bit on 160+ size pairs (edge cases from 1x1 and exact 2x
+and rounding (see cv_linear_resize). Checked against opencv-python-headless 5.0.0 (a dependency for
+the OpenCV decoder, zoogate.preprocess.decoders; the emulation itself does not call it) on 2026-11-23: equal bit for bit on 160+ size pairs (edge cases from 1x1 and exact 2x
 shrinks, and random sizes up to 900x900, up- and downscaling, square and not);
 suites/test_preprocess_properties.py repeats the check whenever cv2 happens to be installed.
 Not emulated: the card's float16 arithmetic (we normalise in float32) and its JPEG decoder (the
