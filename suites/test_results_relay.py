@@ -125,7 +125,7 @@ def test_crane_and_atm_make_the_name_count_differ_and_say_why(tmp_path):
     assert ("top-1: 1 image(s) counted by index but not by name: the printed name of their class is not its full "
             "ImageNet name, which eval_topk compares with (class 480 printed 'cash machine") in out
     assert "top-1: 1 image(s) counted by name but not by index: a class with the same name was predicted ('crane': " \
-           "class 517 for 134)" in out
+           "predicted 517, truth 134)" in out
     assert "class list: 'crane' names classes 134 and 517" in out and "class list: index 480 (n02977058)" in out
     rich = json.loads((tmp_path / "rich.json").read_text())["by_name_eval_topk"]
     assert (rich["top1_rate"], rich["top5_rate"], rich["blocks"]) == (66.667, 66.667, 3)

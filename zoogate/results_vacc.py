@@ -297,7 +297,7 @@ def score_by_name(blocks: list[RelayBlock], gt: np.ndarray, synsets: Sequence[st
                 reason, detail = "name", f"class {label} printed {b.names[b.ids.index(label)]!r}"
             else:
                 j = by_name.index(True)
-                reason, detail = "shared", f"{target!r}: class {b.ids[j]} for {label}"
+                reason, detail = "shared", f"{target!r}: predicted {b.ids[j]}, truth {label}"
             why.setdefault((k, reason), []).append((b, detail))
     text = {"label": "counted by one rule only because the label disagrees with the parent folder",
             "name": "counted by index but not by name: the printed name of their class is not its full ImageNet "
