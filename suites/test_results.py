@@ -696,3 +696,18 @@ def test_cli_without_labels_is_an_error_for_a_result_folder(tmp_path):
     folder = write_ais_bench(tmp_path / "r", stems, logits, "txt")
     code, text = _score_cli("--model", "inception_v4", "--results", str(folder))
     assert code == 2 and "--labels is needed for this result folder" in text
+
+
+def test_one_multi_device_run_split_over_two_timestamps_is_one_run(tmp_path):
+    # ais_bench 2023 takes the timestamp per device: the clock may tick between device 0 and device 1
+    stems, logits, labels = _diagonal(6)
+    out = tmp_path / "out"
+    write_ais_bench(out / "2023_01_03-06_35_53" / "device0", stems[:3], logits[:3], "txt")
+    write_ais_bench(out / "2023_01_03-06_35_54" / "device1", stems[3:], logits[3:], "txt")
+    scored = score_folder(out, labels)
+    assert scored.summary.n == 6 and list(scored.per_device) == ["2023_01_03-06_35_53/device0",
+                                                                "2023_01_03-06_35_54/device1"]
+    assert "one run whose clock ticked between devices" in scored.results.notes[0]
+    write_ais_bench(out / "2023_01_03-06_35_54" / "device0", stems[3:], logits[3:], "txt")   # device0 twice:
+    with pytest.raises(ZoogateError, match="holds 2 ais_bench runs"):                       # two runs after all
+        score_folder(out, labels)

@@ -6,7 +6,8 @@
   error naming both.
 - ``--output OUT`` without ``--output_dirname`` writes ``OUT/%Y_%m_%d-%H_%M_%S/``: OUT holding one folder is
   read through it; OUT holding several timestamp folders is an error naming them, or ``--pick newest``
-  takes the newest (timestamps sort by name).
+  takes the newest (timestamps sort by name). One multi-device run whose devices got timestamps a second
+  apart (the 2023 code takes one per device) is read as that one run.
 - Multi-device runs (``--device 0,1``) write ``RUN/device<id>/`` (2023) or ``RUN/device<id>_<index>/``
   (2025) with ``RUN/<that name>_summary.json``. 2023 splits the inputs over the devices; 2025 gives every
   device all of them unless ``--divide_input``. The run is scored once over every image (an image on
@@ -31,6 +32,7 @@ TIMESTAMP = re.compile(r"^\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}$")     # time.strf
 DEVICE_DIR = re.compile(r"^device(?P<device>\d+)(?:_(?P<index>\d+))?$")
 PICKS = ("newest",)
 _MAX_DEPTH = 3          # OUT/<timestamp>/device<i>/: the deepest layout ais_bench writes
+_CLOCK_TICK_S = 2.0     # timestamp folders of one multi-device run lie at most this far apart
 _SHOWN = 5
 
 
@@ -106,6 +108,31 @@ def _device_order(name: str) -> tuple[int, int]:
     return (int(m["index"]) if m["index"] is not None else int(m["device"]), int(m["device"]))
 
 
+def _stamp_seconds(name: str) -> float:
+    import datetime
+
+    return datetime.datetime.strptime(name, "%Y_%m_%d-%H_%M_%S").timestamp()
+
+
+def _one_run_split_by_the_clock(source: Path, stamps: list[str], dirs: list[str],
+                                scan: Callable[[Path], tuple[list[str], list[str]]]) -> list[str]:
+    """ais_bench 2023 takes each device's timestamp in its own loop turn: one multi-device run can land in
+    timestamp folders a second apart. Their device folders, when that is what they are, else []."""
+    if len(stamps) < 2 or len(stamps) != len(dirs) or _stamp_seconds(stamps[-1]) - _stamp_seconds(stamps[0]) > \
+            _CLOCK_TICK_S:
+        return []
+    found: list[str] = []
+    for stamp in stamps:
+        files, inner = scan(source / stamp)
+        if not inner or any(not DEVICE_DIR.match(d) for d in inner) or any(not f.endswith("_summary.json") for f in files):
+            return []
+        found += [f"{stamp}/{d}" for d in inner]
+    names = [f.split("/")[1] for f in found]
+    if len(set(names)) != len(names):
+        return []                    # a device twice: separate runs
+    return sorted(found, key=lambda f: _device_order(f.split("/")[1]))
+
+
 def resolve_layout(source: Path, scan: Callable[[Path], tuple[list[str], list[str]]],
                    has_results: Callable[[list[str]], bool], pick: str | None = None) -> Layout:
     """Walk from --results to the folder of one run: through a lone subfolder, to the newest timestamp
@@ -134,6 +161,12 @@ def resolve_layout(source: Path, scan: Callable[[Path], tuple[list[str], list[st
             source = source / dirs[0]
             continue
         stamps = sorted(d for d in dirs if TIMESTAMP.match(d))
+        split = _one_run_split_by_the_clock(source, stamps, dirs, scan)
+        if split:
+            notes.append(f"multi-device run over {len(stamps)} timestamp folders ({', '.join(stamps)}) a second or "
+                         f"two apart with distinct devices: one run whose clock ticked between devices; "
+                         f"{len(split)} device folders ({', '.join(split)})")
+            return Layout(source, split, notes)
         if len(stamps) > 1 and pick == "newest":
             newest = stamps[-1]
             others = [d for d in dirs if d != newest]
