@@ -31,7 +31,7 @@ import numpy as np
 
 from zoogate import results_ais
 from zoogate.errors import ZoogateError
-from zoogate.labelmap import first_dot_index, first_dot_collision
+from zoogate.labelmap import first_dot, first_dot_collision, first_dot_index
 from zoogate.metrics import BACKGROUND_CLASSES, IMAGENET_CLASSES, AccuracySummary, TopkCounter, describe_classes
 from zoogate.results_txt import read_txt_rows
 from zoogate.vendor_writers import write_ais_bench, write_ais_bench_devices, write_vamp  # noqa: F401 (re-exported)
@@ -385,7 +385,7 @@ def _check_coverage(labels: Mapping[str, int], stems: list[str], source: Path, f
     have = set(stems)
     missing = [s for s in labels if s not in have]
     if missing and not allow_subset:
-        expected = f"{missing[0]}_0.{fmt}" if kind == "ais_bench" else f"{missing[0]}.{fmt}"
+        expected = f"{first_dot(missing[0])}_0.{fmt}" if kind == "ais_bench" else f"{missing[0]}.{fmt}"
         raise ZoogateError(f"missing result file for labelled image {missing[0]!r} ({len(missing)} of "
                            f"{len(labels)} labelled images have no result: {_listing(missing)}); "
                            "score a partial run on purpose with --allow-subset", source / expected)

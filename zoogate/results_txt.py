@@ -14,8 +14,6 @@ import numpy as np
 from zoogate.errors import ZoogateError
 
 TXT_GROUP = 32                   # TXT files parsed per vectorised call (small arrays stay in cache: ~2x faster)
-
-
 _MAX_DIGITS = 15                 # mantissas below 2**53: int -> float64 is exact, one division rounds once
 
 
