@@ -25,6 +25,7 @@ import numpy as np
 from hardware.base import Runner
 from zoogate import detect
 from zoogate.errors import ZoogateError
+from zoogate.identity import file_digest
 
 
 def _numpy_dtype(datatype, path: str):
@@ -83,6 +84,7 @@ class AscendRunner(Runner):
             raise
         self.background_class = self.num_classes == 1001
         self.session, self.path, self.batch_size = session, path, batch_size
+        self.artifact_id, self.artifact_path = file_digest(path), path
         return self
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:

@@ -41,6 +41,11 @@ class Runner(abc.ABC):
     # "logits", or "probabilities" for a build that ends in a softmax (a vamc build with graph.extra_ops
     # softmax): comparisons with a reference's logits softmax the reference first (reference_outputs)
     outputs: str = "logits"
+    # What load() loaded, for build identities (zoogate.identity): "sha256:<hex>" of the artifact file(s),
+    # or the weights for the torch runner. None (a runner that does not say) never matches a saved result.
+    artifact_id: str | None = None
+    artifact_path: str | None = None   # where it was loaded from (messages only)
+    weights_identity: str | None = None  # the weights, where the loader knows them apart from the artifact
 
     def __init__(self) -> None:
         self.timing = Timing()
@@ -48,6 +53,11 @@ class Runner(abc.ABC):
         # True when the loaded artifact has a background class at index 0 (1001 outputs, Cadene /
         # TF-slim InceptionV4 as the Ascend guide exports it). Outputs are returned as-is; callers decide.
         self.background_class: bool = False
+
+    @property
+    def build_options(self) -> dict:
+        """Runner options that change what the build computes (part of its identity); none by default."""
+        return {}
 
     @property
     def agreement_tolerance(self) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from hardware.base import Runner
 from zoogate import detect
 from zoogate.errors import ZoogateError
+from zoogate.identity import file_digest
 
 # precision modes that keep float32 arithmetic; anything else may compute in float16
 _CANN_FP32_MODES = ("force_fp32", "must_keep_origin_dtype")
@@ -98,8 +99,13 @@ class OnnxRuntimeRunner(Runner):
         out_shape = session.get_outputs()[0].shape
         self.background_class = bool(out_shape) and out_shape[-1] == 1001
         self.session, self.input_name, self.batch_size = session, inputs[0].name, batch_size
-        self.path = path
+        self.path = self.artifact_path = path
+        self.artifact_id = file_digest(path)
         return self
+
+    @property
+    def build_options(self) -> dict:
+        return dict(self.provider_options)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]

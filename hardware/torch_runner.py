@@ -13,6 +13,7 @@ import numpy as np
 
 from hardware.base import Runner
 from zoogate import detect
+from zoogate.identity import state_dict_digest
 
 
 def _module_of(artifact):
@@ -70,6 +71,11 @@ class TorchRunner(Runner):
 
     def load(self, artifact, batch_size: int) -> "TorchRunner":
         module = _module_of(artifact)
+        # a LoadedModel names its weights; a bare module is identified by its parameters' bytes
+        weights = getattr(artifact, "weights_identity", None)
+        if not weights:
+            weights = state_dict_digest(module)
+        self.artifact_id = self.weights_identity = weights
         if self.device != "cpu" or self.precision != "fp32":
             module = copy.deepcopy(module).to(self._torch_device())
             if self.precision == "fp16":

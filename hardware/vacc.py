@@ -43,6 +43,7 @@ from hardware.artifacts import VaccArtifact
 from hardware.base import Runner
 from zoogate import detect
 from zoogate.errors import ZoogateError
+from zoogate.identity import files_digest
 from zoogate.preprocess.vdsp import VdspParams, load_params
 
 _SUPPORTED_NORM = "DIV255_MINUSMEAN_DIVSTD"
@@ -129,6 +130,10 @@ class VaccRunner(Runner):
             raise ZoogateError(f"the build at {prefix} takes input [{c}, {h}, {w}], the vdsp params give "
                                f"[3, {self.input_hw[0]}, {self.input_hw[1]}] (OimageHeight x OimageWidth): "
                                f"vdsp params of another model?", vdsp)
+        # every file of the build, its vdsp params and its build config: any of them changes what runs
+        parts = [*prefix.parent.glob(prefix.name + ".*"), vdsp, *([build.path] if build is not None else [])]
+        self.artifact_id = files_digest(parts)
+        self.artifact_path = f"{prefix}.* + {vdsp}"
         return self
 
     # -- streams ---------------------------------------------------------------------------------

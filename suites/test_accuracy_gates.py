@@ -11,8 +11,8 @@ import pytest
 
 from hardware.base import Runner
 from zoogate import baselines
-from zoogate.accuracy import (NO_IMAGENET, EvalResult, documented_gate, evaluate, label_generated_set,
-                              label_offset_gate, load_state, reference_gate, skip_no_imagenet)
+from zoogate.accuracy import (NO_IMAGENET, EvalResult, _state_meta, documented_gate, evaluate, label_generated_set,
+                              label_offset_gate, load_state, reference_gate, run_identity, skip_no_imagenet)
 from zoogate.errors import ZoogateError
 from zoogate.metrics import AccuracySummary
 from zoogate.record import FAIL, INCONCLUSIVE, PASS, SKIP
@@ -38,7 +38,10 @@ class PooledLinearRunner(Runner):
         return True, ""
 
     def load(self, artifact, batch_size):
+        import hashlib
+
         self.batch_size = batch_size
+        self.artifact_id = "pooled-linear sha256:" + hashlib.sha256(self.weights.tobytes()).hexdigest()
         return self
 
     def _infer(self, batch):
@@ -101,9 +104,8 @@ def test_resume_after_a_kill_gives_the_uninterrupted_numbers(labelled, tmp_path)
     uninterrupted = _run(PooledLinearRunner(seed=7), ds)
     with pytest.raises(KeyboardInterrupt):
         _run(InterruptAfter(3, seed=7), ds, state_file=state, save_every=2)
-    top5, _, classes = load_state(state, {"n": IMAGES, "dataset": ds.fingerprint(), "batch_size": BS,
-                                          "runner": "pooled-linear", "model": "iresnet50",
-                                          "preprocess": SPEC.describe(), "version": 1})
+    same_build = run_identity(PooledLinearRunner(seed=7).load(None, BS), "iresnet50", SPEC, ds)
+    top5, _, classes = load_state(state, _state_meta(same_build, ds, BS))
     assert len(top5) == 3 * BS and classes == 1000              # nothing computed before the kill was lost
     resumed_runner = PooledLinearRunner(seed=7)
     resumed = _run(resumed_runner, ds, state_file=state, resume=True)
@@ -286,20 +288,25 @@ def test_label_offset_gate():
     assert rec.status == FAIL and rec.measured == 0.1 and rec.baseline == 79.9
 
 
-def test_live_evaluations_persist_and_find_the_reference_run(labelled, tmp_path, monkeypatch):
+def test_live_evaluations_persist_and_find_the_reference_run(labelled, tmp_path):
     from zoogate.plugin.accuracy import REFERENCE_RUNNER, AccuracyOptions, LiveEvaluations
 
-    monkeypatch.setattr(LiveEvaluations, "state_dir", staticmethod(lambda: tmp_path))
     options = AccuracyOptions(imagenet="x", limit=None, resume=False, results=None, labels=None, baseline_row=None,
                               models=None)
-    reference = PooledLinearRunner()
-    reference.name = REFERENCE_RUNNER
-    first = LiveEvaluations(options)
-    assert first.reference("iresnet50", labelled.dataset) is None
-    run = first.run("iresnet50", reference.load(None, BS), labelled.dataset, BS)
+
+    def reference_runner(model):
+        runner = PooledLinearRunner().load(None, BS)
+        runner.name = REFERENCE_RUNNER
+        return runner
+
+    assert LiveEvaluations(options, state_dir=tmp_path).reference("iresnet50", labelled.dataset) is None  # no runner
+    first = LiveEvaluations(options, reference_runner, state_dir=tmp_path)
+    run = first.run("iresnet50", reference_runner("iresnet50"), labelled.dataset, BS)
     assert first.reference("iresnet50", labelled.dataset) is run                 # memoised in the session
     saved = list(tmp_path.glob(f"iresnet50-{REFERENCE_RUNNER}-bs{BS}-*.npz"))
-    assert len(saved) == 1
-    later = LiveEvaluations(options).reference("iresnet50", labelled.dataset)   # a later session: from disk
+    assert len(saved) == 1 and run.identity.digest() in saved[0].name
+    later = LiveEvaluations(options, reference_runner, state_dir=tmp_path).reference("iresnet50", labelled.dataset)
     assert later is not None and np.array_equal(later.top5, run.top5) and "saved run" in later.notes[0]
-    assert LiveEvaluations(options).reference("iresnet50", labelled.dataset.subset(10)) is None
+    subset = labelled.dataset.subset(10)                                         # other images: computed anew
+    computed = LiveEvaluations(options, reference_runner, state_dir=tmp_path).reference("iresnet50", subset)
+    assert computed.n == 10 and not any("saved run" in n for n in computed.notes)

@@ -21,7 +21,8 @@ import pytest
 
 from hardware import registry
 from hardware.base import Runner
-from zoogate.accuracy import documented_gate, label_offset_gate, reference_gate, skip_no_imagenet
+from zoogate.accuracy import (BuildMismatch, build_identity_gate, documented_gate, label_offset_gate, reference_gate,
+                              skip_no_imagenet)
 from zoogate.errors import ZoogateError
 from zoogate.plugin.accuracy import REFERENCE_RUNNER
 from zoogate.record import FAIL
@@ -77,7 +78,10 @@ def test_imagenet_accuracy(runner_case, check, imagenet_set, accuracy_options, r
         gate_log(skip_no_imagenet(runner_case.model, check, runner=runner_case.runner, bs=runner_case.bs))
     model, bs = runner_case.model, runner_case.bs
     runner = runner_loader.load(runner_case)
-    result = live_eval.run(model, runner, imagenet_set, bs)
+    try:
+        result = live_eval.run(model, runner, imagenet_set, bs)
+    except BuildMismatch as refusal:         # --resume offered another build's partial results
+        gate_log(build_identity_gate(model, refusal, runner=runner_case.runner, bs=bs))
     summary = result.summary()
     if check in ("top1", "top5"):
         try:
@@ -89,10 +93,10 @@ def test_imagenet_accuracy(runner_case, check, imagenet_set, accuracy_options, r
     else:
         if runner_case.runner == REFERENCE_RUNNER:
             pytest.skip(f"{REFERENCE_RUNNER} is the fp32 reference itself")
-        reference = live_eval.reference(model, imagenet_set)
+        reference = live_eval.reference(model, imagenet_set)      # this build's: saved, or computed now
         if reference is None:
-            pytest.skip(f"no fp32 reference run of {model} on these {len(imagenet_set)} images: run "
-                        f"--runner {REFERENCE_RUNNER} with the same --imagenet/--limit first (its result is kept)")
+            pytest.skip(f"no fp32 reference runner for {model} in this session: run --runner {REFERENCE_RUNNER} "
+                        f"with the same --imagenet/--limit")
         rec = reference_gate(model, result, reference, runner=runner_case.runner, bs=bs)
     rec.details["dataset"] = imagenet_set.describe()
     gate_log(rec)
@@ -115,3 +119,32 @@ def test_imagenet_option_runs_the_documented_gate(tmp_path):
     assert "1 failed" in run.stdout
     assert "on a subset of 8 images: Wilson 99% interval" in run.stdout
     assert "excludes documented 77.168 %" in run.stdout
+
+
+def test_resume_of_another_builds_partial_results_fails_the_run(tmp_path):
+    """`pytest --imagenet DIR --resume` where the saved partial results of (model, runner, bs) are another
+    build's: the run FAILs a build_identity record naming what differs, and continues nothing."""
+    from zoogate import accuracy, baselines, cache, synthetic
+    from zoogate.datasets import open_dataset, write_imagenet_layout
+    from zoogate.identity import IN_ARTIFACT, BuildIdentity
+
+    write_imagenet_layout(tmp_path / "imageNet", synthetic.images(8, seed=901), [i % 4 for i in range(8)])
+    dataset = open_dataset(tmp_path / "imageNet")
+    other = BuildIdentity(model="iresnet50", artifact="sha256:" + "0" * 64, weights=IN_ARTIFACT, runner="onnxruntime",
+                          precision="fp32", preprocess=baselines.model("iresnet50").preprocess.describe(),
+                          dataset=dataset.fingerprint())
+    planted = accuracy.state_file_for(cache.root() / "accuracy", other, 4)
+    accuracy.save_state(planted, accuracy._state_meta(other, dataset, 4), np.zeros((4, 5)), np.zeros(4, bool), 1000)
+    args = [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "-W", "ignore::DeprecationWarning", "-k", "test_imagenet_accuracy and top1 and not reference",
+            "--imagenet", str(tmp_path / "imageNet"), "--resume", "--models", "iresnet50", "--runner", "onnxruntime",
+            "--bs", "4", "--cache-dir", str(cache.root()), "--gate-report", str(tmp_path / "report.json")]
+    try:
+        run = subprocess.run(args, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+                             timeout=600)
+    finally:
+        planted.unlink(missing_ok=True)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "[FAIL] accuracy:build_identity:iresnet50-onnxruntime-bs4" in run.stdout
+    assert "saved partial results are from another build: artifact: saved sha256:000000000000.., now sha256:" \
+           in run.stdout

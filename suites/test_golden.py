@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from hardware.onnxruntime_runner import OnnxRuntimeRunner
-from zoogate import golden
+from zoogate import cache, golden
 from zoogate.cli import main
 from zoogate.errors import ZoogateError
 
@@ -177,3 +177,42 @@ def test_export_command_writes_a_checked_onnx(tmp_path, capsys, zoo):
     assert [i.name for i in model.graph.input] == ["image"] and [o.name for o in model.graph.output] == ["class"]
     code, _, err = _run(capsys, "export", "--model", MODEL, "--out", str(tmp_path / "x.txt"))
     assert code == 2 and "x.txt" in err
+
+
+# ---------------------------------------------------------------------------- the build a golden set is of
+
+def test_manifest_records_the_build_and_compare_reports_it(golden_dir, runner_outputs, tmp_path, capsys, zoo):
+    build = golden.read_golden(golden_dir).build
+    loaded = zoo.model(MODEL)
+    assert build.model == MODEL and build.weights == loaded.weights_identity and build.runner == "torch"
+    assert build.precision == "fp32" and build.preprocess == loaded.baseline.preprocess.describe()
+    golden.save_tensor(runner_outputs, tmp_path / "output_0.npy")
+    code, out, _ = _run(capsys, "compare", "--golden", str(golden_dir), "--outputs", str(tmp_path), "--model", MODEL)
+    assert code == 0, out
+    assert f"golden build: model {MODEL}; artifact {loaded.weights_identity}" in out
+
+
+def test_golden_set_of_another_build_is_refused(golden_dir, runner_outputs, tmp_path, capsys):
+    golden.save_tensor(runner_outputs, tmp_path / "output_0.npy")
+    checkpoint = tmp_path / "other.safetensors"
+    checkpoint.write_bytes(b"other weights")
+    code, out, err = _run(capsys, "compare", "--golden", str(golden_dir), "--outputs", str(tmp_path),
+                          "--model", MODEL, "--weights", str(checkpoint))
+    assert code == 2 and "verdict" not in out
+    assert err.count("\n") == 1 and "golden set is from another build: weights: saved calibrated, seed 0" in err
+    assert f"now sha256:{cache.sha256_file(checkpoint)[:12]}.." in err
+    code, _, err = _run(capsys, "compare", "--golden", str(golden_dir), "--outputs", str(tmp_path),
+                        "--model", "iresnet101")
+    assert code == 2 and f"model: saved {MODEL}, now iresnet101" in err
+    with pytest.raises(ZoogateError, match="golden set is from another build: weights"):
+        golden.golden_gate(golden_dir, tmp_path, expect=golden.expected_build(MODEL, checkpoint))
+
+
+def test_golden_set_without_a_recorded_build_is_refused_for_a_claimed_one(tmp_path, runner_outputs):
+    inputs = np.zeros((N, 3, 4, 4), np.float32)
+    old = golden.write_golden(tmp_path / "old", inputs, runner_outputs, {"model": MODEL})
+    assert golden.describe_build(golden.read_golden(old)).startswith("not recorded")
+    golden.save_tensor(runner_outputs, tmp_path / "output_0.npy")
+    assert golden.compare_outputs(old, tmp_path).passed                       # nothing claimed: compared
+    with pytest.raises(ZoogateError, match="build identity: saved none recorded"):
+        golden.compare_outputs(old, tmp_path, expect=golden.expected_build(MODEL))

@@ -361,6 +361,7 @@ class SleepRunner(Runner):
         return True, "always"
     def load(self, artifact, batch_size):
         self.batch_size = batch_size
+        self.artifact_id = "sleep 0.01 s"
         return self
     def _infer(self, batch):
         time.sleep(0.01 * (1 + float(os.environ.get("PLANTED_SLOWDOWN", "0"))))

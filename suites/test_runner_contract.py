@@ -62,6 +62,13 @@ def test_agreement_with_eager(runner_case, loaded_runner, zoo, eager_logits, gat
                                             source=f"PyTorch eager fp32, {zoo.model(runner_case.model).origin}"))
 
 
+def test_runner_names_what_it_loaded(runner_case, loaded_runner):
+    """Saved results are reused only by the same build (zoogate.identity): every runner names its artifact."""
+    artifact = loaded_runner.artifact_id
+    assert isinstance(artifact, str) and artifact, f"{runner_case.runner} does not say what it loaded"
+    assert artifact.startswith("sha256:") or artifact == loaded_runner.weights_identity
+
+
 # ------------------------------------------------------------------ self-tests: planted faults
 
 class TinyNet(nn.Module):

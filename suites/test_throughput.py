@@ -124,6 +124,7 @@ class SleepRunner(Runner):
 
     def load(self, artifact, batch_size):
         self.batch_size = batch_size
+        self.artifact_id = f"sleep {self.step_s} s"        # what a host baseline entry is recorded for
         return self
 
     def _infer(self, batch):

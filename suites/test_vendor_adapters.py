@@ -481,6 +481,15 @@ def test_loader_passes_the_vacc_build_and_vdsp_options(tmp_path, tiny_models, re
     with pytest.raises(pytest.skip.Exception, match="timm_inceptionv4_fp16"):
         loader.artifact("inception_v4", "vacc", 2, {})
 
+def test_ascend_runner_names_the_om_it_loaded(vendor_doubles, tiny_models, tmp_path):
+    from zoogate.identity import file_digest
+
+    om = write_double_om(tmp_path / "tiny_bs4.om", tiny_models[10], 4)
+    runner = AscendRunner().load(om, 4)
+    assert runner.artifact_id == file_digest(om) and runner.artifact_path == str(om)
+    other = write_double_om(tmp_path / "other_bs4.om", tiny_models[1001], 4)
+    assert AscendRunner().load(other, 4).artifact_id != runner.artifact_id
+
 
 # ------------------------------------------------------------------ VACC
 
@@ -674,3 +683,15 @@ def test_mistyped_model_dir_is_an_error_not_a_skip(tmp_path):
         with pytest.raises(ZoogateError, match="not a directory") as err:
             find(tmp_path / "no-such-dir")
         assert not isinstance(err.value, artifacts.ArtifactMissing)
+
+
+def test_vacc_runner_names_every_file_of_its_build(vendor_doubles, tiny_models, tmp_path):
+    build = write_vacc_build(tmp_path, tiny_models[10])
+    first = VaccRunner().load(find_vacc(tmp_path, "tiny"), 4).artifact_id
+    assert first.startswith("sha256:") and VaccRunner().load(find_vacc(tmp_path, "tiny"), 4).artifact_id == first
+    (build / "tiny.params").write_bytes(b"another part of the build")
+    second = VaccRunner().load(find_vacc(tmp_path, "tiny"), 4).artifact_id
+    vdsp = tmp_path / "tiny-vdsp_params.json"
+    vdsp.write_text(vdsp.read_text().replace('"BILINEAR_CV"', '"BICUBIC"'))
+    third = VaccRunner().load(find_vacc(tmp_path, "tiny"), 4).artifact_id
+    assert len({first, second, third}) == 3                  # any file of the build, or its vdsp params

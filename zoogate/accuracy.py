@@ -13,7 +13,9 @@ Gates, each a plain function returning a GateRecord:
 
 ``evaluate`` streams a dataset through a Runner with the model's reference preprocessing, keeping only
 each image's top-5 classes, saving partial results atomically so that ``resume=True`` continues an
-interrupted run with identical numbers.
+interrupted run with identical numbers. Saved results carry the BuildIdentity (zoogate.identity) of the
+build that made them and are reused only by exactly that build (``build_identity`` check otherwise):
+``reference_run`` takes a saved fp32 reference only when it is this build's, else computes it.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from zoogate import baselines
 from zoogate.baselines import Preprocess
 from zoogate.datasets import IMAGENET_VAL_SIZE, LabelledSet, generated_jpegs, write_imagenet_layout
 from zoogate.errors import ZoogateError
+from zoogate.identity import BuildIdentity, BuildMismatch, describe_differences, differences, of_runner
 from zoogate.metrics import (TOPK, AccuracySummary, TopkCounter, class_shift, describe_classes, topk_indices,
                              wilson_interval)
 from zoogate.record import FAIL, INCONCLUSIVE, PASS, SKIP, GateRecord, at_least
 
-STATE_VERSION = 1
+STATE_VERSION = 2                # 2: partial results carry the BuildIdentity of the build that made them
 SAVE_EVERY_IMAGES = 1024        # periodic saves of partial results: about every this many images
 NO_IMAGENET = "no ImageNet: pass --imagenet DIR"
 _ROUNDING_PP = 1e-9             # float rounding of hits / n * 100 at a boundary; not a tolerance
@@ -60,6 +63,7 @@ class EvalResult:
     nonfinite_rows: int = 0
     resumed_from: int = 0             # images taken from saved partial results
     notes: list[str] = field(default_factory=list)
+    identity: BuildIdentity | None = None   # the build that produced these numbers
 
     @property
     def n(self) -> int:
@@ -82,10 +86,34 @@ class EvalResult:
 
 # ---------------------------------------------------------------- partial results on disk
 
-def _state_meta(model: str, runner, dataset: LabelledSet, spec: Preprocess, batch_size: int) -> dict:
-    return {"version": STATE_VERSION, "model": model, "runner": getattr(runner, "name", type(runner).__name__),
-            "batch_size": int(batch_size), "dataset": dataset.fingerprint(), "n": len(dataset),
-            "preprocess": spec.describe()}
+PARTIAL_FROM_ANOTHER_BUILD = "saved partial results are from another build"
+RESUME_HINT = "; run without --resume to start this build over (the saved file is not used)"
+
+
+def run_identity(runner, model: str, spec: Preprocess | None, dataset: LabelledSet) -> BuildIdentity:
+    """The identity of `runner` scoring `dataset` through `spec` (None: a pipeline that is not the spec's)."""
+    return of_runner(runner, model=model, preprocess=spec.describe() if spec is not None else None,
+                     dataset=dataset.fingerprint())
+
+
+def _state_meta(identity: BuildIdentity, dataset: LabelledSet, batch_size: int) -> dict:
+    return {"version": STATE_VERSION, "identity": identity.to_dict(), "model": identity.model,
+            "runner": identity.runner, "batch_size": int(batch_size), "n": len(dataset)}
+
+
+def state_file_for(folder, identity: BuildIdentity, batch_size: int) -> Path:
+    """Where the partial results of exactly this build go: the identity's hash is in the name."""
+    return Path(folder) / f"{identity.model}-{identity.runner}-bs{batch_size}-{identity.digest()}.npz"
+
+
+def read_state_meta(path) -> dict | None:
+    """The meta block of a saved state file, None when it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def save_state(path: Path, meta: dict, top5: np.ndarray, nonfinite: np.ndarray, num_classes: int | None) -> None:
@@ -111,7 +139,15 @@ def load_state(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray, int | No
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise ZoogateError(f"saved partial results are unreadable ({exc}); delete the file to start over", path) \
             from None
-    differs = {k: (saved.get(k), v) for k, v in meta.items() if saved.get(k) != v}
+    if not isinstance(saved, dict):
+        raise ZoogateError("saved partial results are unreadable (no meta block); delete the file to start over",
+                           path)
+    now = BuildIdentity.from_dict(meta.get("identity"))
+    diffs = differences(BuildIdentity.from_dict(saved.get("identity")), now) if now is not None else \
+        ["build identity: now unknown"]
+    if diffs:
+        raise BuildMismatch(PARTIAL_FROM_ANOTHER_BUILD, diffs, path, RESUME_HINT)
+    differs = {k: (saved.get(k), v) for k, v in meta.items() if k != "identity" and saved.get(k) != v}
     if differs:
         what = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in differs.items())
         raise ZoogateError(f"saved partial results belong to another run ({what}); run without --resume "
@@ -154,21 +190,24 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
 
 def evaluate(runner, dataset: LabelledSet, spec: Preprocess, batch_size: int, *, state_file=None,
              resume: bool = False, progress: bool = True, model: str = "", save_every: int | None = None,
-             pipeline: Callable | None = None, observe: Callable[[int, np.ndarray], None] | None = None) -> EvalResult:
+             pipeline: Callable | None = None, observe: Callable[[int, np.ndarray], None] | None = None,
+             identity: BuildIdentity | None = None) -> EvalResult:
     """Run every image of `dataset` through a loaded Runner; top-5 per image, bounded memory.
 
     Partial results go to `state_file` every `save_every` batches (default: about every SAVE_EVERY_IMAGES
     images) and whenever the loop stops early (KeyboardInterrupt, a runner or image error). With
     ``resume=True`` a matching saved state is continued; the final numbers equal an uninterrupted run's
-    (batches keep their boundaries). 1001-class outputs (index 0 = background) are detected from the first
-    batch; labels are then compared shifted by +1. ``observe(first_index, logits)`` sees each computed
-    batch's logits (not resumed ones). Only (n, 5) class indices are kept, never the logits.
+    (batches keep their boundaries); a saved state of another build (``identity``, by default the runner's:
+    see zoogate.identity) is refused with BuildMismatch. 1001-class outputs (index 0 = background) are
+    detected from the first batch; labels are then compared shifted by +1. ``observe(first_index, logits)``
+    sees each computed batch's logits (not resumed ones). Only (n, 5) class indices are kept, never the logits.
     """
     if batch_size < 1:
         raise ZoogateError(f"batch size must be >= 1, got {batch_size}")
     items = dataset.items
     n = len(items)
-    meta = _state_meta(model, runner, dataset, spec, batch_size)
+    identity = identity or run_identity(runner, model, spec if pipeline is None else None, dataset)
+    meta = _state_meta(identity, dataset, batch_size)
     state_path = Path(state_file) if state_file is not None else None
     save_every = save_every or max(1, SAVE_EVERY_IMAGES // batch_size)
     notes: list[str] = []
@@ -242,7 +281,7 @@ def evaluate(runner, dataset: LabelledSet, spec: Preprocess, batch_size: int, *,
         notes.append(describe_classes(num_classes))
     return EvalResult(model=model, runner=meta["runner"], batch_size=batch_size, dataset=dataset.describe(),
                       fingerprint=dataset.fingerprint(), labels=dataset.labels, top5=top5, num_classes=num_classes,
-                      nonfinite_rows=int(nonfinite.sum()), resumed_from=resumed, notes=notes)
+                      nonfinite_rows=int(nonfinite.sum()), resumed_from=resumed, notes=notes, identity=identity)
 
 
 # ---------------------------------------------------------------- a generated labelled set (CI without ImageNet)
@@ -306,7 +345,8 @@ def label_generated_set(root, reference_runner, spec: Preprocess, n: int, *, mod
                            dataset=dataset.describe(), fingerprint=dataset.fingerprint(), labels=dataset.labels,
                            top5=top5, num_classes=num_classes,
                            notes=[f"labels = reference top-1 through the live path; {n} of {tried} generated "
-                                  f"images kept (top-1 margin >= {margin})"])
+                                  f"images kept (top-1 margin >= {margin})"],
+                           identity=run_identity(reference_runner, model, spec, dataset))
     return GeneratedSet(dataset, reference, tried)
 
 
@@ -493,19 +533,91 @@ def score_offline(model: str, results, labels, *, fmt: str = "auto", datalist=No
     return scored, records
 
 
-def result_from_state(path, dataset: LabelledSet, model: str, runner: str) -> EvalResult | None:
-    """A complete saved run of `runner` on exactly `dataset` (any batch size), else None."""
+def result_from_state(path, dataset: LabelledSet, identity: BuildIdentity) -> EvalResult | None:
+    """A complete saved run of exactly the build `identity` on exactly `dataset` (any batch size), else None."""
     path = Path(path)
+    if not identity.reusable or identity.dataset != dataset.fingerprint():
+        return None
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             top5, nonfinite = z["top5"], z["nonfinite"]
     except (OSError, ValueError, KeyError, EOFError):
         return None
-    if (meta.get("dataset") != dataset.fingerprint() or meta.get("model") != model or meta.get("runner") != runner
-            or meta.get("done") != len(dataset) or len(top5) != len(dataset) or meta.get("num_classes") is None):
+    if not isinstance(meta, dict) or differences(BuildIdentity.from_dict(meta.get("identity")), identity):
         return None
-    return EvalResult(model=model, runner=runner, batch_size=int(meta["batch_size"]), dataset=dataset.describe(),
-                      fingerprint=dataset.fingerprint(), labels=dataset.labels, top5=top5,
+    if meta.get("done") != len(dataset) or len(top5) != len(dataset) or meta.get("num_classes") is None:
+        return None
+    return EvalResult(model=identity.model or "", runner=identity.runner or "", batch_size=int(meta["batch_size"]),
+                      dataset=dataset.describe(), fingerprint=identity.dataset, labels=dataset.labels, top5=top5,
                       num_classes=int(meta["num_classes"]), nonfinite_rows=int(nonfinite.sum()),
-                      notes=[f"read from a complete saved run: {path}"])
+                      notes=[f"read from a complete saved run of this build: {path}"], identity=identity)
+
+
+def _saved_states(folder, model: str, runner: str) -> list[Path]:
+    """State files of any build of (model, runner), newest first."""
+    folder = Path(folder)
+    found = [p for p in folder.glob(f"{model}-{runner}-bs*-*.npz") if p.is_file()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def refuse_other_builds(folder, identity: BuildIdentity, batch_size: int) -> None:
+    """For --resume when this build has no saved partial results: BuildMismatch naming what differs when
+    another build's interrupted run of the same (model, runner, bs) is there, so it is never continued."""
+    for path in _saved_states(folder, identity.model, identity.runner):
+        meta = read_state_meta(path)
+        if path == state_file_for(folder, identity, batch_size) or meta is None:
+            continue
+        if meta.get("batch_size") != batch_size or meta.get("done", 0) >= meta.get("n", 0):
+            continue          # another batch size, or a finished run: nothing of it would be resumed
+        raise BuildMismatch(PARTIAL_FROM_ANOTHER_BUILD, differences(BuildIdentity.from_dict(meta.get("identity")),
+                                                                 identity), path, RESUME_HINT)
+
+
+def reference_run(folder, runner, dataset: LabelledSet, spec: Preprocess, *, model: str, resume: bool = False,
+                  progress: bool = True, computed: Sequence[EvalResult] = ()) -> EvalResult:
+    """The fp32 reference run of this build (`runner`, loaded) on `dataset`.
+
+    Taken from `computed` (this session's results) or a complete saved run only when its identity equals
+    this build's; saved references of other builds (other weights, artifact, preprocessing) are never used:
+    the reference is then computed (and saved under `folder`), noting which saved ones were refused and why.
+    """
+    expected = run_identity(runner, model, spec, dataset)
+    for result in computed:
+        if result.identity is not None and not differences(result.identity, expected):
+            return result
+    refused = []
+    for path in _saved_states(folder, model, expected.runner):
+        found = result_from_state(path, dataset, expected)
+        if found is not None:
+            return found
+        meta = read_state_meta(path) or {}
+        saved = BuildIdentity.from_dict(meta.get("identity"))
+        if saved is not None and saved.dataset == expected.dataset and meta.get("done") == meta.get("n"):
+            refused.append(f"{path.name} ({describe_differences(differences(saved, expected))})")
+    bs = runner.batch_size or 8
+    result = evaluate(runner, dataset, spec, bs, state_file=state_file_for(folder, expected, bs) if folder else None,
+                      resume=resume, progress=progress, model=model, identity=expected)
+    if refused:
+        result.notes.append("computed for this build; saved reference runs of other builds not used: "
+                            + "; ".join(refused))
+    return result
+
+
+def build_identity_gate(model: str, refusal: ZoogateError, *, runner: str = "-", bs: int | None = None) -> GateRecord:
+    """FAIL: saved state of another build was offered (a --resume of another build's partial results)."""
+    return GateRecord("accuracy", "build_identity", model, FAIL, reason=str(refusal), runner=runner, bs=bs,
+                      details={"differences": list(getattr(refusal, "differences", []))})
+
+
+def resume_gate(model: str, resumed: EvalResult, uninterrupted: EvalResult, *, runner: str = "-",
+                bs: int | None = None) -> GateRecord:
+    """A resumed run of the same build must have resumed something and equal an uninterrupted run, image by image."""
+    same = resumed.top5.shape == uninterrupted.top5.shape and bool(np.array_equal(resumed.top5, uninterrupted.top5))
+    builds = differences(resumed.identity, uninterrupted.identity) if uninterrupted.identity else ["unknown"]
+    ok = same and resumed.resumed_from > 0 and not builds
+    reason = (f"resumed {resumed.resumed_from} of {resumed.n} images from saved partial results of the same build; "
+              f"top-5 of every image {'equals' if same else 'DIFFERS from'} an uninterrupted run's")
+    return GateRecord("accuracy", "build_identity", model, PASS if ok else FAIL, resumed.resumed_from, resumed.n,
+                      reason=reason, runner=runner, bs=bs,
+                      details={"identity": resumed.identity.to_dict() if resumed.identity else None})

@@ -35,6 +35,7 @@ IMAGE_DIR = "val"
 IMAGENET_VAL_SIZE = 50_000
 NAME_PATTERN = "ILSVRC2012_val_{:08d}.JPEG"
 SUBSET_SEED = 0
+FINGERPRINT_CONTENT_BYTES = 64 << 20   # sets up to this size are fingerprinted by content, larger ones by stat
 _SHOWN = 5          # how many offending names an error message lists
 
 
@@ -80,10 +81,22 @@ class LabelledSet:
         return what
 
     def fingerprint(self) -> str:
-        """Hash of (name, label) pairs: identifies the image set and its labels, not where it lies."""
-        h = hashlib.sha256()
-        for it in self.items:
-            h.update(f"{it.name}\t{it.label}\n".encode())
+        """Hash of each image's name, label and file content: which images, which labels, not where they lie.
+
+        Content is each file's sha256 for sets up to FINGERPRINT_CONTENT_BYTES in all (memoised per file and
+        modification), else its size and modification time: hashing all of ImageNet on every run is not cheap.
+        """
+        from zoogate.identity import file_digest
+
+        try:
+            stats = [it.path.stat() for it in self.items]
+        except OSError as exc:
+            raise ZoogateError(f"image file unreadable: {exc.strerror}", exc.filename) from None
+        by_content = sum(st.st_size for st in stats) <= FINGERPRINT_CONTENT_BYTES
+        h = hashlib.sha256(b"content\n" if by_content else b"stat\n")
+        for it, st in zip(self.items, stats):
+            what = file_digest(it.path) if by_content else f"{st.st_size}\t{st.st_mtime_ns}"
+            h.update(f"{it.name}\t{it.label}\t{what}\n".encode())
         return h.hexdigest()[:16]
 
     def subset(self, limit: int | None, seed: int = SUBSET_SEED) -> "LabelledSet":

@@ -2,7 +2,8 @@
 
 Two exporters: "torchscript" (torch.onnx.export dynamo=False, the path the model-zoo scripts use) and
 "dynamo" (torch.export based). Exports are cached on disk keyed by model, weights, exporter, opset,
-batch mode, I/O names and library versions; onnx.checker runs on every fresh export.
+batch mode, I/O names and library versions (and the architecture a checkpoint was loaded into);
+onnx.checker runs on every fresh export.
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ def _export(loaded: LoadedModel, out: Path, exporter: str, opset: int, batch: st
     onnx.checker.check_model(str(out), full_check=True)
 
 
+def export_parts(loaded: LoadedModel, exporter: str, opset: int, batch: str | int, input_name: str,
+                 output_name: str) -> dict:
+    """What decides an export's bytes (its cache key)."""
+    parts = {"weights": loaded.weights_id, "exporter": exporter, "opset": opset,
+             "batch": str(batch), "io": [input_name, output_name], **cache.versions()}
+    if not loaded.calibrated:     # a checkpoint's digest does not say which architecture it was loaded into
+        parts["architecture"] = [loaded.baseline.builder.split(".")[0], loaded.baseline.num_classes]
+    return parts
+
+
 def export_onnx(model: str | LoadedModel, out: str | os.PathLike | None = None, *, exporter: str = "torchscript",
                 opset: int | None = None, batch: str | int = "dynamic", input_name: str = "image",
                 output_name: str = "class", weights: str | os.PathLike | None = None) -> Path:
@@ -58,8 +69,7 @@ def export_onnx(model: str | LoadedModel, out: str | os.PathLike | None = None, 
         raise ZoogateError(f"--batch must be 'dynamic' or a positive integer, got {batch!r}")
     loaded = model if isinstance(model, LoadedModel) else load_model(model, weights)
     opset = opset or DEFAULT_OPSET[exporter]
-    parts = {"weights": loaded.weights_id, "exporter": exporter, "opset": opset,
-             "batch": str(batch), "io": [input_name, output_name], **cache.versions()}
+    parts = export_parts(loaded, exporter, opset, batch, input_name, output_name)
     path, _ = cache.cached("onnx", parts, ".onnx",
                            lambda tmp: _export(loaded, tmp, exporter, opset, batch, input_name, output_name),
                            label=f"{loaded.name}-{exporter}")

@@ -2,14 +2,17 @@
 
 Layout of a golden directory (the ONNX model-zoo test-data layout, plus .npy copies and a manifest)::
 
-    DIR/manifest.json                    what produced it: model, weights, preprocessing, versions, seed, shapes
+    DIR/manifest.json                    what produced it: model, weights, preprocessing, versions, seed, shapes,
+                                         and the BuildIdentity of the reference build ("build")
     DIR/test_data_set_0/input_0.pb       onnx TensorProto, float32 NCHW, named like the graph input ("image")
     DIR/test_data_set_0/output_0.pb      onnx TensorProto, float32 (N, C), named like the graph output ("class")
     DIR/input_0.npy, DIR/output_0.npy    the same arrays as .npy
     DIR/model.onnx                       only with ``with_onnx=True``: the export the outputs belong to
 
 A runner's outputs are read from a folder holding ``output_0.npy`` / ``output_0.pb`` (or
-``test_data_set_0/output_0.pb``, or exactly one .npy/.pb file), or from a file path.
+``test_data_set_0/output_0.pb``, or exactly one .npy/.pb file), or from a file path. Given the build the
+outputs claim to come from (``expected_build(model, weights)``), a golden set of another model, weights or
+preprocessing is refused (BuildMismatch) before any comparison.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ import numpy as np
 from zoogate import __version__, cache
 from zoogate.compare import Comparison, agreement_gate, compare
 from zoogate.errors import ZoogateError
+from zoogate.identity import BuildIdentity, BuildMismatch, differences
 from zoogate.record import GateRecord
 
 MANIFEST = "manifest.json"
 DATA_SET = "test_data_set_0"
 FORMAT = "zoogate-golden/1"
 DEFAULT_TOLERANCE = "fp32_cross_backend"
+BUILD_FIELDS = ("model", "weights", "preprocess")     # what a golden set's outputs depend on
 
 
 @dataclass
@@ -41,6 +46,11 @@ class Golden:
     inputs: np.ndarray
     outputs: np.ndarray
     manifest: dict
+
+    @property
+    def build(self) -> BuildIdentity | None:
+        """The identity of the build that produced the outputs (None for sets written before identities)."""
+        return BuildIdentity.from_dict(self.manifest.get("build"))
 
 
 def _versions() -> dict[str, str]:
@@ -172,11 +182,16 @@ def make_golden(model_name: str, directory: str | os.PathLike, *, n: int = 4, se
     if n < 1:
         raise ZoogateError(f"--n must be >= 1, got {n}")
     _check_target(directory, force)      # before the (slow) model work
+    from hardware.torch_runner import TorchRunner
+    from zoogate.identity import of_runner
+
     loaded = load_model(model_name, weights=weights)
     spec = loaded.baseline.preprocess
     inputs = preprocess_batch(synthetic.images(n, seed=seed), spec)
     with torch.no_grad():
         outputs = loaded.module(torch.from_numpy(inputs)).float().numpy()
+    build = of_runner(TorchRunner().load(loaded, n), model=model_name, preprocess=spec.describe(),
+                      dataset=f"zoogate.synthetic.images n={n} seed={seed}")
     onnx_model = None
     if with_onnx:
         from zoogate.export import export_onnx
@@ -191,6 +206,7 @@ def make_golden(model_name: str, directory: str | os.PathLike, *, n: int = 4, se
         "images": {"generator": "zoogate.synthetic.images", "n": n, "seed": seed},
         "seed": seed,
         "versions": _versions(),
+        "build": build.to_dict(),
     }
     return write_golden(directory, inputs, outputs, manifest, input_name=input_name, output_name=output_name,
                         force=force, onnx_model=onnx_model)
@@ -260,21 +276,51 @@ def read_outputs(path: str | os.PathLike, shape: tuple[int, ...] | None = None) 
     return arr
 
 
+def expected_build(model: str, weights: str | os.PathLike | None = None) -> BuildIdentity:
+    """The reference build ``zoogate golden --model M [--weights F]`` makes now (fields of BUILD_FIELDS)."""
+    from zoogate import baselines
+    from zoogate.weights import weights_identity
+
+    identity = weights_identity(model, weights)
+    return BuildIdentity(model=model, weights=identity, artifact=identity, runner="torch", precision="fp32",
+                         preprocess=baselines.model(model).preprocess.describe())
+
+
+def check_build(golden: Golden, expected: BuildIdentity) -> None:
+    """BuildMismatch naming what differs when the golden set was made by another model, weights or preprocessing."""
+    diffs = differences(golden.build, expected, BUILD_FIELDS)
+    if diffs:
+        raise BuildMismatch("golden set is from another build", diffs, golden.directory,
+                            "; make one of this build with `zoogate golden`")
+
+
+def describe_build(golden: Golden) -> str:
+    build = golden.build
+    return build.describe() if build is not None else "not recorded (written before build identities)"
+
+
 def compare_outputs(golden_dir: str | os.PathLike, outputs: str | os.PathLike,
-                    tol_name: str = DEFAULT_TOLERANCE) -> Comparison:
-    """Score a runner's outputs against a golden set with the comparator."""
+                    tol_name: str = DEFAULT_TOLERANCE, *, expect: BuildIdentity | None = None) -> Comparison:
+    """Score a runner's outputs against a golden set with the comparator (refused for another ``expect`` build)."""
     golden = read_golden(golden_dir)
+    if expect is not None:
+        check_build(golden, expect)
     candidate = read_outputs(outputs, golden.outputs.shape)
     return compare(golden.outputs, candidate, tol_name, names=(f"golden {golden.manifest.get('model', '?')}",
                                                                 str(find_outputs(outputs))))
 
 
 def golden_gate(golden_dir: str | os.PathLike, outputs: str | os.PathLike, tol_name: str = DEFAULT_TOLERANCE,
-                *, runner: str = "-") -> GateRecord:
+                *, runner: str = "-", expect: BuildIdentity | None = None) -> GateRecord:
     """compare_outputs as an agreement GateRecord (for reports)."""
     golden = read_golden(golden_dir)
+    if expect is not None:
+        check_build(golden, expect)
     candidate = read_outputs(outputs, golden.outputs.shape)
     m = golden.manifest
-    return agreement_gate(m.get("model", "?"), runner, golden.outputs.shape[0], golden.outputs, candidate, tol_name,
-                          source=f"golden set {Path(golden_dir)} (weights {m.get('weights', {}).get('id', '?')})",
-                          check="golden", names=("golden", runner))
+    record = agreement_gate(m.get("model", "?"), runner, golden.outputs.shape[0], golden.outputs, candidate,
+                            tol_name, source=f"golden set {Path(golden_dir)} (weights "
+                                             f"{m.get('weights', {}).get('id', '?')})",
+                            check="golden", names=("golden", runner))
+    record.details["golden_build"] = m.get("build")
+    return record

@@ -43,6 +43,7 @@ import numpy as np
 
 from zoogate import baselines
 from zoogate.errors import ZoogateError
+from zoogate.identity import BuildIdentity, describe_differences, differences, of_runner
 from zoogate.record import FAIL, PASS, SKIP, GateRecord
 
 GATE = "throughput"
@@ -166,6 +167,7 @@ class Measurement:
     distinct_batches: int
     duration_s: float
     when: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    identity: BuildIdentity | None = None     # the build measured (artifact, runner options, precision)
 
     @property
     def key(self) -> str:
@@ -215,7 +217,7 @@ class Measurement:
                "device_fps": self.device_fps, "median_step_ms": self.median_s * 1e3, "steps": self.steps,
                "duration_s": self.duration_s, "distinct_batches": self.distinct_batches,
                "settings": self.settings.to_dict(), "when": self.when, **self.latency, "stats": self.stats(),
-               "host_load_1min": _load_average()}
+               "host_load_1min": _load_average(), "identity": self.identity.to_dict() if self.identity else None}
         if self.device_s:
             out["device_p50_ms"] = float(np.percentile(self.device_s, 50) * 1e3)
         return out
@@ -249,7 +251,8 @@ def measure(runner, batches: Sequence[np.ndarray], *, model: str, settings: Meas
         i += 1
     duration = time.perf_counter() - start
     return Measurement(model=model, runner=runner.name, bs=bs, step_s=step_s, device_s=device_s,
-                       settings=settings, distinct_batches=k, duration_s=duration)
+                       settings=settings, distinct_batches=k, duration_s=duration,
+                       identity=of_runner(runner, model=model))
 
 
 def median_interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
@@ -673,7 +676,8 @@ def regression_threshold_pct(fps_rel: float) -> float:
 
 def fps_regression_gate(m: Measurement, saved: HostBaseline | None, *, compare_name: str | None = None) -> GateRecord:
     """Median step time may not rise beyond the fps_regression_rel drop (pytest-benchmark's
-    PercentageRegressionCheck on "median"); SKIP without a saved entry for this (model, runner, bs)."""
+    PercentageRegressionCheck on "median"); SKIP without a saved entry for this (model, runner, bs), or when
+    the saved entry was measured on another build (artifact, runner options, precision: its BuildIdentity)."""
     from pytest_benchmark.utils import PercentageRegressionCheck
 
     tol = baselines.tolerance("fps_regression_rel")
@@ -687,6 +691,13 @@ def fps_regression_gate(m: Measurement, saved: HostBaseline | None, *, compare_n
         return _record("fps_regression", m.model, m.runner, m.bs, SKIP, m.fps, None, saved.source, str(tol),
                        f"host baseline {saved.name!r} has no entry {m.key}: save one with --save-baseline "
                        f"{saved.name} --models {m.model} --bs {m.bs}", details)
+    recorded = BuildIdentity.from_dict(bench.get("extra_info", {}).get("identity"))
+    diffs = differences(recorded, m.identity) if m.identity is not None else ["build identity: now unknown"]
+    if diffs:
+        details["build_differences"] = diffs
+        return _record("fps_regression", m.model, m.runner, m.bs, SKIP, m.fps, None, saved.source, str(tol),
+                       f"host baseline {saved.name!r} was recorded for another build: {describe_differences(diffs)}; "
+                       f"record this build with --save-baseline NAME", details)
     check = PercentageRegressionCheck("median", regression_threshold_pct(tol.value))
     failure = check.fails({"median": m.median_s}, {"median": float(bench["stats"]["median"])})
     saved_fps = float(bench["extra_info"]["fps"])

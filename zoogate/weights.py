@@ -31,6 +31,7 @@ class LoadedModel:
     origin: str                # "calibrated (seed 0, ...)" or "checkpoint FILE (sha256 ...)"
     weights_id: str            # short hash naming these exact weights (cache keys, golden manifests)
     baseline: ModelBaseline
+    weights_identity: str = ""  # the weights in a BuildIdentity: "sha256:<hex>" or "calibrated, seed N, ..."
 
     @property
     def calibrated(self) -> bool:
@@ -177,14 +178,42 @@ def logit_std(module: nn.Module, batch: torch.Tensor) -> float:
         return float(module(batch).float().std())
 
 
+def _calibration_parts(mb: ModelBaseline, seed: int) -> dict:
+    """What decides calibrated weights. timm pretrained tags (inception_v3.tf_in1k, .gluon_in1k, ...) share
+    one architecture: keyed on the architecture, not the registry name, so same-architecture rows share one
+    calibration. numpy and Pillow make the generated calibration images."""
+    import PIL
+
+    return {"architecture": mb.builder.split(".")[0], "num_classes": mb.num_classes, "seed": seed,
+            "calibration": CALIBRATION, "preprocess": mb.preprocess.describe(), **cache.versions(),
+            "images": {"numpy": np.__version__, "Pillow": PIL.__version__}}
+
+
+def calibrated_identity(seed: int, weights_id: str) -> str:
+    """How calibrated weights show in a BuildIdentity: the seed, the settings and the key of all the parts."""
+    c = CALIBRATION
+    return (f"calibrated, seed {seed}, v{c['version']} on {c['batches']}x{c['batch_size']} generated images, "
+            f"key {weights_id}")
+
+
+def weights_identity(name: str, weights: str | os.PathLike | list[str] | None = None, seed: int = 0) -> str:
+    """The weights ``load_model(name, weights, seed)`` would load, as a BuildIdentity names them, without
+    building the model: a checkpoint's sha256, or the calibration's key."""
+    from zoogate.identity import file_digest
+
+    path = resolve_weights(name, weights) if isinstance(weights, list) else (Path(weights) if weights else None)
+    if path is not None:
+        if not path.is_file():
+            raise ZoogateError("weights file not found", path)
+        return file_digest(path)
+    return calibrated_identity(seed, cache.key(_calibration_parts(baselines.model(name), seed)))
+
+
 def _calibrated_state(name: str, seed: int) -> tuple[dict[str, torch.Tensor], str]:
     from safetensors.torch import load_file, save_file
 
     mb = baselines.model(name)
-    # timm pretrained tags (inception_v3.tf_in1k, .gluon_in1k, ...) share one architecture: key on the
-    # architecture, not the registry name, so same-architecture rows share one calibration.
-    parts = {"architecture": mb.builder.split(".")[0], "num_classes": mb.num_classes, "seed": seed,
-             "calibration": CALIBRATION, "preprocess": mb.preprocess.describe(), **cache.versions()}
+    parts = _calibration_parts(mb, seed)
 
     def produce(tmp: Path) -> None:
         batches = calibration_batches(mb)
@@ -206,10 +235,14 @@ def load_model(name: str, weights: str | os.PathLike | list[str] | None = None, 
     module = models.build(name, seed=seed)
     if path is not None:
         load_checkpoint_into(module, path)
-        digest = cache.sha256_file(path)
-        return LoadedModel(name, module.eval(), f"checkpoint {path} (sha256 {digest[:12]})", digest[:20], mb)
+        from zoogate.identity import file_digest
+
+        identity = file_digest(path)
+        digest = identity.removeprefix("sha256:")
+        return LoadedModel(name, module.eval(), f"checkpoint {path} (sha256 {digest[:12]})", digest[:20], mb,
+                           identity)
     state, weights_id = _calibrated_state(name, seed)
     module.load_state_dict(state, strict=True)
     origin = (f"calibrated (seed {seed}; BatchNorm statistics and classifier centring from "
               f"{CALIBRATION['batches']}x{CALIBRATION['batch_size']} generated images)")
-    return LoadedModel(name, module.eval(), origin, weights_id, mb)
+    return LoadedModel(name, module.eval(), origin, weights_id, mb, calibrated_identity(seed, weights_id))

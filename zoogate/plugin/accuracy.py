@@ -6,8 +6,10 @@
   exact ImageNet layout in a temp folder, labelled by the model's PyTorch fp32 reference (zoo.model(name)),
   built once per model. CI's stand-in for ImageNet.
 - ``imagenet_set`` (session): the --imagenet LabelledSet (class-balanced --limit subset), or None.
-- ``live_eval`` (session): ``live_eval.run(model, runner, dataset, bs)`` -> EvalResult, memoised; ImageNet runs
-  save partial results under <cache>/accuracy/ and continue them with --resume.
+- ``live_eval`` (session): ``live_eval.run(model, runner, dataset, bs)`` -> EvalResult, memoised per build
+  identity; ImageNet runs save partial results under <cache>/accuracy/ (file name = the build identity's
+  hash) and continue them with --resume, refusing (BuildMismatch) another build's interrupted run.
+  ``live_eval.reference(model, dataset)``: this build's PyTorch fp32 reference run (session, saved, or computed).
 - ``offline_scoring`` (session): ``.get()`` -> (model, ScoredRun, [GateRecord]) for --results DIR --labels FILE
   --models M [--baseline-row ROW]; skips saying what is missing.
 """
@@ -16,11 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from zoogate import baselines, cache
-from zoogate.accuracy import EvalResult, GeneratedSet, evaluate, label_generated_set, result_from_state, score_offline
+from zoogate.accuracy import (EvalResult, GeneratedSet, evaluate, label_generated_set, reference_run,
+                              refuse_other_builds, run_identity, score_offline, state_file_for)
 from zoogate.datasets import LabelledSet, open_dataset
 from zoogate.errors import ZoogateError
 
@@ -30,6 +34,7 @@ GENERATED_IMAGES = {"inception_v4": 24}
 GENERATED_IMAGES_DEFAULT = 32
 GENERATED_BS = 8
 REFERENCE_RUNNER = "torch"   # the fp32 reference the MLPerf-style gate compares with
+REFERENCE_BS = 8
 
 
 @dataclass(frozen=True)
@@ -97,43 +102,62 @@ def imagenet_set(accuracy_options: AccuracyOptions) -> LabelledSet | None:
 
 
 class LiveEvaluations:
-    """EvalResults memoised per (model, runner, bs, image set); persisted runs can be resumed."""
+    """EvalResults memoised per build identity and batch size; persisted runs can be resumed by the same build.
 
-    def __init__(self, options: AccuracyOptions) -> None:
+    ``reference_runner(model)`` returns the loaded fp32 reference runner of this session's build (the zoo's
+    weights through the torch runner); without it no reference can be named, so none is used.
+    """
+
+    def __init__(self, options: AccuracyOptions, reference_runner: Callable | None = None,
+                 state_dir: Path | None = None) -> None:
         self.options = options
+        self.reference_runner = reference_runner
+        self._state_dir = state_dir
         self._results: dict[tuple, EvalResult] = {}
 
-    @staticmethod
-    def state_dir() -> Path:
-        return cache.root() / "accuracy"
+    def state_dir(self) -> Path:
+        return self._state_dir or cache.root() / "accuracy"
 
-    def state_file(self, model: str, runner: str, bs: int, dataset: LabelledSet) -> Path:
-        return self.state_dir() / f"{model}-{runner}-bs{bs}-{dataset.fingerprint()}.npz"
+    def state_file(self, model: str, runner, bs: int, dataset: LabelledSet) -> Path:
+        return state_file_for(self.state_dir(), run_identity(runner, model, baselines.model(model).preprocess, dataset),
+                          bs)
+
+    @staticmethod
+    def _key(identity, runner, bs: int) -> tuple:
+        # a runner that cannot name its artifact shares results with nothing but itself
+        return (identity.digest(), bs) if identity.reusable else (runner, identity.digest(), bs)
 
     def run(self, model: str, runner, dataset: LabelledSet, bs: int, *, persist: bool = True) -> EvalResult:
-        key = (model, runner.name, bs, dataset.fingerprint())
+        spec = baselines.model(model).preprocess
+        identity = run_identity(runner, model, spec, dataset)
+        key = self._key(identity, runner, bs)
         if key not in self._results:
-            state = self.state_file(model, runner.name, bs, dataset) if persist else None
-            self._results[key] = evaluate(runner, dataset, baselines.model(model).preprocess, bs, state_file=state,
-                                          resume=self.options.resume, progress=persist, model=model)
+            state = state_file_for(self.state_dir(), identity, bs) if persist else None
+            if state is not None and self.options.resume and not state.is_file():
+                refuse_other_builds(self.state_dir(), identity, bs)
+            self._results[key] = evaluate(runner, dataset, spec, bs, state_file=state, resume=self.options.resume,
+                                          progress=persist, model=model, identity=identity)
         return self._results[key]
 
     def reference(self, model: str, dataset: LabelledSet) -> EvalResult | None:
-        """The fp32 reference run on these images: from this session, else a complete saved run."""
-        for (m, r, _, fp), result in self._results.items():
-            if (m, r, fp) == (model, REFERENCE_RUNNER, dataset.fingerprint()):
-                return result
-        folder = self.state_dir()
-        for path in sorted(folder.glob(f"{model}-{REFERENCE_RUNNER}-bs*-{dataset.fingerprint()}.npz")):
-            found = result_from_state(path, dataset, model, REFERENCE_RUNNER)
-            if found is not None:
-                return found
-        return None
+        """This build's fp32 reference run on these images: from this session, a complete saved run of the
+        same build, else computed now (and saved). Never a reference of another build; None without a
+        reference runner."""
+        if self.reference_runner is None:
+            return None
+        runner = self.reference_runner(model)
+        result = reference_run(self.state_dir(), runner, dataset, baselines.model(model).preprocess, model=model,
+                               resume=self.options.resume, computed=list(self._results.values()))
+        self._results.setdefault(self._key(result.identity, runner, result.batch_size), result)
+        return result
 
 
 @pytest.fixture(scope="session")
-def live_eval(accuracy_options: AccuracyOptions) -> LiveEvaluations:
-    return LiveEvaluations(accuracy_options)
+def live_eval(accuracy_options: AccuracyOptions, zoo) -> LiveEvaluations:
+    from hardware.torch_runner import TorchRunner
+
+    return LiveEvaluations(accuracy_options,
+                           reference_runner=lambda model: TorchRunner().load(zoo.model(model), REFERENCE_BS))
 
 
 class OfflineScoring:

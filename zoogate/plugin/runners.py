@@ -215,6 +215,8 @@ class RunnerLoader:
             pytest.skip(f"runner {runner} not available: {why}")
         artifact = self.artifact(model, runner, bs, options)
         instance = registry.create(runner, device_id=self.device_id, **options).load(artifact, bs)
+        if registry.artifact_kind(runner) == "onnx" and model not in self.zoo.onnx_files:
+            instance.weights_identity = self.zoo.model(model).weights_identity   # our export of these weights
         vendor = sys.modules.get(_VENDOR_MODULES.get(runner, ""))
         if vendor is not None and getattr(vendor, "__zoogate_double__", False):
             instance.close()
