@@ -126,18 +126,18 @@ def test_resume_of_another_builds_partial_results_fails_the_run(tmp_path):
     build's: the run FAILs a build_identity record naming what differs, and continues nothing."""
     from zoogate import accuracy, baselines, cache, synthetic
     from zoogate.datasets import open_dataset, write_imagenet_layout
-    from zoogate.identity import IN_ARTIFACT, BuildIdentity
+    from zoogate.identity import BuildIdentity
 
     write_imagenet_layout(tmp_path / "imageNet", synthetic.images(8, seed=901), [i % 4 for i in range(8)])
     dataset = open_dataset(tmp_path / "imageNet")
-    other = BuildIdentity(model="iresnet50", artifact="sha256:" + "0" * 64, weights=IN_ARTIFACT, runner="onnxruntime",
-                          precision="fp32", preprocess=baselines.model("iresnet50").preprocess.describe(),
-                          dataset=dataset.fingerprint())
+    other = BuildIdentity(model="iresnet50", artifact="sha256:" + "0" * 64, weights="sha256:" + "0" * 64,
+                          runner="torch", precision="fp32", preprocess=baselines.model("iresnet50").preprocess.describe(),
+                          dataset=dataset.fingerprint())    # the torch runner: the cheapest to load
     planted = accuracy.state_file_for(cache.root() / "accuracy", other, 4)
     accuracy.save_state(planted, accuracy._state_meta(other, dataset, 4), np.zeros((4, 5)), np.zeros(4, bool), 1000)
     args = [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
             "-W", "ignore::DeprecationWarning", "-k", "test_imagenet_accuracy and top1 and not reference",
-            "--imagenet", str(tmp_path / "imageNet"), "--resume", "--models", "iresnet50", "--runner", "onnxruntime",
+            "--imagenet", str(tmp_path / "imageNet"), "--resume", "--models", "iresnet50", "--runner", "torch",
             "--bs", "4", "--cache-dir", str(cache.root()), "--gate-report", str(tmp_path / "report.json")]
     try:
         run = subprocess.run(args, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
@@ -145,6 +145,6 @@ def test_resume_of_another_builds_partial_results_fails_the_run(tmp_path):
     finally:
         planted.unlink(missing_ok=True)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "[FAIL] accuracy:build_identity:iresnet50-onnxruntime-bs4" in run.stdout
-    assert "saved partial results are from another build: artifact: saved sha256:000000000000.., now sha256:" \
-           in run.stdout
+    assert "[FAIL] accuracy:build_identity:iresnet50-torch-bs4" in run.stdout
+    assert ("saved partial results are from another build: artifact: saved sha256:000000000000.., now calibrated, "
+            "seed 0") in run.stdout

@@ -118,10 +118,6 @@ class LiveEvaluations:
     def state_dir(self) -> Path:
         return self._state_dir or cache.root() / "accuracy"
 
-    def state_file(self, model: str, runner, bs: int, dataset: LabelledSet) -> Path:
-        return state_file_for(self.state_dir(), run_identity(runner, model, baselines.model(model).preprocess, dataset),
-                          bs)
-
     @staticmethod
     def _key(identity, runner, bs: int) -> tuple:
         # a runner that cannot name its artifact shares results with nothing but itself
