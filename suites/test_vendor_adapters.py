@@ -692,6 +692,11 @@ def test_vacc_runner_names_every_file_of_its_build(vendor_doubles, tiny_models, 
     (build / "tiny.params").write_bytes(b"another part of the build")
     second = VaccRunner().load(find_vacc(tmp_path, "tiny"), 4).artifact_id
     vdsp = tmp_path / "tiny-vdsp_params.json"
-    vdsp.write_text(vdsp.read_text().replace('"BILINEAR_CV"', '"BICUBIC"'))
+    doc = json.loads(vdsp.read_text())
+    doc["OpConfig"]["Mean"] = [0.485, 0.456, 0.406]
+    vdsp.write_text(json.dumps(doc))
     third = VaccRunner().load(find_vacc(tmp_path, "tiny"), 4).artifact_id
-    assert len({first, second, third}) == 3                  # any file of the build, or its vdsp params
+    art = find_vacc(tmp_path, "tiny")
+    yaml_file = write_build_yaml(tmp_path / "tiny.yaml", "tiny")
+    fourth = VaccRunner(build=yaml_file).load((art.prefix, art.vdsp_params), 4).artifact_id
+    assert len({first, second, third, fourth}) == 4          # any file of the build, its vdsp params, its config
