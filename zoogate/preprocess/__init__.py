@@ -1,11 +1,11 @@
 """Preprocessing: the torchvision reference built from a baseline entry, deployed variants, file writers.
 
 reference  the torchvision pipeline of a baseline entry (the truth)
-variants   the named variants (reference, fast, ascend-modelzoo, vacc-vdsp, timm-eval): build(variant, model),
+variants   the named variants (reference, fast, ascend-modelzoo, vacc-vamp, vacc-vsx, timm-eval): build(variant, model),
            and the decoder each one documents
 decoders   PIL and OpenCV image decoding (what a variant's pipeline is fed)
 fast       bit-identical reference with PIL + numpy, parallel over files (preprocess_paths)
-vdsp       vdsp_params JSON parsing and the OpenCV-bilinear emulation of a VACC card's preprocessing
+vdsp       vdsp_params JSON parsing; the VACC card's vdsp op (cv2) and the vamp / vsx host flows that feed it
 geometry   resize and crop-offset rules (round vs truncate)
 parity     distance between a variant and the reference; the fast == reference gate
 expected   each variant's recorded outputs (digests) and the exact gate on them
