@@ -27,13 +27,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.preprocess import variants as V
 from zoogate.preprocess import writers
 from zoogate.preprocess.decoders import decode
+from zoogate.preprocess.vdsp import VampInput
 
 TORCH_VARIANTS = ("reference", "timm-eval")      # variants whose pipeline runs torch ops
 NPZ_VARIANT = "vacc-vamp"                        # the flow that reads npz files
@@ -229,7 +228,7 @@ def _process(item: tuple[Path, Path]) -> str | None:
     try:
         img = decode(src, V.decoder_of(job.variant))      # the variant's documented decoder
         if job.fmt == "npz":
-            writers.write_npz_image(target, np.asarray(img).transpose(2, 0, 1))
+            writers.write_npz_image(target, VampInput()(img))
         else:
             writers.write_tensor(target, _WORKER["pipeline"](img), job.fmt)
         return None

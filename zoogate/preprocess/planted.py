@@ -24,7 +24,7 @@ from zoogate.errors import ZoogateError
 from zoogate.preprocess import geometry
 from zoogate.preprocess import variants as V
 from zoogate.preprocess.fast import FastPipeline
-from zoogate.preprocess.vdsp import VampPipeline, VsxPipeline
+from zoogate.preprocess.vdsp import VampInput, VampPipeline, VsxInput, VsxPipeline
 
 Triple = tuple[float, float, float]
 IMAGENET_MEAN_STD: tuple[Triple, Triple] = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -124,6 +124,11 @@ def _timm_pipeline(pipe: V.TimmEvalPipeline, c: Change):
     return V.TimmEvalPipeline(pipe.timm_name, cfg)
 
 
+def _card_input(pipe, c: Change):
+    raise NotPlantable(f"{pipe.describe()}: the host hands the card the decoded image; no resize, crop or "
+                       "normalisation to plant (the card's vdsp op applies them)")
+
+
 PLANTERS: dict[type, Callable] = {
     V.ReferencePipeline: _spec_pipeline,
     FastPipeline: _spec_pipeline,
@@ -131,6 +136,8 @@ PLANTERS: dict[type, Callable] = {
     VampPipeline: _vdsp_pipeline,
     VsxPipeline: _vdsp_pipeline,
     V.TimmEvalPipeline: _timm_pipeline,
+    VampInput: _card_input,
+    VsxInput: _card_input,
 }
 
 

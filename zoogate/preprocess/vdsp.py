@@ -178,6 +178,32 @@ def even_size(rgb: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class VampInput:
+    """What image2npz.py stores for vamp (npz key input_0): the decoded RGB image as uint8 CHW, original size."""
+
+    name: str = "vacc-vamp"
+
+    def describe(self) -> str:
+        return "vacc-vamp input (image2npz.py): decoded RGB, uint8 CHW at the original size"
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        return np.ascontiguousarray(_rgb(img).transpose(2, 0, 1))
+
+
+@dataclass(frozen=True)
+class VsxInput:
+    """What vsx classification.py hands the card: the decoded RGB image, odd sides resized to even, planar uint8."""
+
+    name: str = "vacc-vsx"
+
+    def describe(self) -> str:
+        return "vacc-vsx input (classification.py): decoded RGB, odd sides resized to even, uint8 planar"
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        return np.ascontiguousarray(even_size(_rgb(img)).transpose(2, 0, 1))
+
+
+@dataclass(frozen=True)
 class VampPipeline:
     """`vacc-vamp`: PIL image (decoded by cv2.imread, see DECODER_OF) -> the vdsp op, as vamp runs it on an npz."""
 
