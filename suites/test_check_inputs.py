@@ -265,3 +265,32 @@ def test_check_inputs_changes_nothing_it_was_given(images, tmp_path):
 def test_an_unknown_claim_is_refused(images):
     with pytest.raises(ZoogateError, match="unknown variant"):
         check_inputs.check(MODEL, images, images, "vacc-vdsp")
+
+
+def test_benchmark_check_inputs_against_preprocessing_the_same_images(benchmark, tmp_path):
+    """How many times one preprocessing of the images a check of healthy files costs (recorded, not
+    asserted: the host is shared); the check must name every file."""
+    import time
+
+    from zoogate import synthetic
+
+    src = tmp_path / "val"
+    src.mkdir()
+    for i, img in enumerate(synthetic.images(40, seed=321)):
+        img.save(src / f"ILSVRC2012_val_{i + 1:08d}.JPEG", quality=90)
+    ascend = flow("ascend-modelzoo")
+    t0 = time.perf_counter()
+    prepared = write(tmp_path / "bin", src, ascend, "pil")
+    preprocess_s = time.perf_counter() - t0
+    explain.Explainer(MODEL)                  # imports timm (the timm-eval flow) outside the timing
+    explain.Explainer._decoded_once.cache_clear()
+    result = benchmark.pedantic(lambda: check_inputs.check(MODEL, src, prepared, "ascend-modelzoo"),
+                                rounds=1, iterations=1)
+    assert {r.explanation.label for r in result.files} == {"exact ascend-modelzoo"} and len(result.files) == 40
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None and preprocess_s > 0:
+        ratio = stats.stats.mean / preprocess_s
+        benchmark.extra_info["ratio_vs_one_preprocessing"] = round(ratio, 2)
+        print(f"\ncheck-inputs on 40 healthy .bin files: {ratio:.1f}x one ascend-modelzoo preprocessing of the "
+              f"images ({stats.stats.mean * 1e3 / 40:.1f} vs {preprocess_s * 1e3 / 40:.1f} ms/file)")
+    benchmark.extra_info["files"] = 40

@@ -17,7 +17,9 @@ Outputs under --out, laid out as each flow reads them:
   bin  float32 CHW raw (ndarray.tofile), the Ascend/ais_bench input (1,072,812 bytes at 299 px). All in
        --out itself (ais_bench reads the top level of --input only), named as the Ascend script names
        them: everything before the FIRST dot of the image's name + .bin (a.b.jpg -> a.bin). Images in
-       sub-folders of --src are read too and flattened; two images that give one name are an error.
+       sub-folders of --src are read too and flattened (the Ascend script lists the top level only and
+       stops at a sub-folder; flattening keeps a synset-foldered val set usable); two images that give
+       one name are an error.
   npy  float32 CHW (np.save), same sub-folder and stem as the image.
   npz  the VACC model zoo's image2npz.py output for vamp: only *.JPEG files (case-sensitive, as the tool),
        found recursively, each as OUT/<its parent folder's name>/<stem>.npz, key input_0 = uint8 CHW RGB

@@ -169,7 +169,8 @@ class Explainer:
         if arr.dtype == np.uint8 or out.dtype == np.uint8:
             diff = np.abs(arr.astype(np.int16) - out.astype(np.int16))
         else:
-            diff = np.abs(arr.astype(np.float32, copy=False) - out)    # float32: exact for the cases compared
+            # in float32: a - b is 0 exactly when a == b, and rounds far below the 1e-5 tolerance otherwise
+            diff = np.abs(arr.astype(np.float32, copy=False) - out)
         dist = (float(diff.max()), float(diff.mean(dtype=np.float64))) if diff.size else (0.0, 0.0)
         if dist[0] == 0.0 and arr.dtype == out.dtype:
             return "bit-exact", dist

@@ -156,7 +156,7 @@ def fusion_op(rgb: np.ndarray, params: VdspParams) -> np.ndarray:
     chw = resized[p.crop_y:p.crop_y + p.out_height, p.crop_x:p.crop_x + p.out_width].transpose(2, 0, 1)
     if p.color_cvt != "NO_CHANGE":       # the op converts colour before it normalises: Mean[0] meets B
         chw = chw[::-1]
-    x = chw.astype(np.float32)
+    x = chw.astype(np.float32, order="C")
     if p.norm_type == "DIV255_MINUSMEAN_DIVSTD":
         x /= np.float32(255)
     x -= np.asarray(p.mean, np.float32)[:, None, None]
