@@ -1,10 +1,14 @@
 """Ascend NPU runner: ais_bench's InferSession on an ATC-built .om file (static batch).
 
-API used (ais_bench.infer.interface, see ../shared/reference/hardware.md):
-``InferSession(device_id, model_path)``; ``get_inputs()`` / ``get_outputs()`` descriptors with
-``.name .datatype .shape .size``; ``infer(feeds, mode="static")`` with a list of contiguous arrays of
-exactly the built batch; device time from ``summary().exec_time_list`` (milliseconds; older releases
-spell it ``sumary()``); release with ``free_resource()`` (newer) or ``finalize()``.
+API used (ais_bench.infer.interface, the same in the 2023 release and the 2025 one msit wraps):
+``InferSession(device_id, model_path)`` (device_id an int: the 2025 release checks it); ``get_inputs()`` /
+``get_outputs()`` descriptors with ``.name .datatype .shape .size``; ``infer(feeds, mode="static")`` with a
+list of contiguous arrays of exactly the built batch ('static' is the only mode spelled alike in every
+release and guide; no ``out_array``, which 2023 lacks); device time from ``summary().exec_time_list``
+(2025) or ``sumary().exec_time_list`` (2023), milliseconds per execute; release with ``free_resource()``
+(2025: this session's device resources) or, where that does not exist, ``finalize()`` (2023: this
+session). The 2025 ``finalize()`` is a staticmethod releasing AscendCL for the whole process, so it is
+never called when ``free_resource()`` exists.
 
 The last partial batch is padded with copies of its last image (hardware.base.pad_to_batch, done by
 Runner.infer for static runners) and the padded rows are dropped. 1001-class outputs (Cadene
@@ -60,7 +64,7 @@ class AscendRunner(Runner):
             raise ZoogateError("OM file not found", path)
         from ais_bench.infer.interface import InferSession   # vendor SDK: imported only here
 
-        session = InferSession(self.device_id, path)
+        session = InferSession(int(self.device_id), path)
         try:
             inputs, outputs = session.get_inputs(), session.get_outputs()
             if len(inputs) != 1:

@@ -38,6 +38,9 @@ class Runner(abc.ABC):
     static_batch: bool = False         # True: the artifact accepts exactly batch_size inputs
     precision: str = "fp32"            # fp32 / fp16 / int8: picks the agreement tolerance
     reports_device_time: bool = False  # True: infer() also fills timing.device_s
+    # "logits", or "probabilities" for a build that ends in a softmax (a vamc build with graph.extra_ops
+    # softmax): comparisons with a reference's logits softmax the reference first (reference_outputs)
+    outputs: str = "logits"
 
     def __init__(self) -> None:
         self.timing = Timing()
@@ -94,6 +97,22 @@ class Runner(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax over the last axis (computed in float64, returned as float32)."""
+    x = np.asarray(logits, dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def reference_outputs(runner: Runner, reference_logits: np.ndarray) -> tuple[np.ndarray, str]:
+    """A reference's logits in the runner's output kind, and a note saying what was done ("" for none)."""
+    if runner.outputs == "probabilities":
+        return softmax(reference_logits), "the runner outputs probabilities: compared with softmax(reference logits)"
+    if runner.outputs != "logits":
+        raise ValueError(f"{runner.name}: outputs must be 'logits' or 'probabilities', got {runner.outputs!r}")
+    return reference_logits, ""
 
 
 def infer_all(runner: Runner, batch: np.ndarray) -> np.ndarray:

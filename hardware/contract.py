@@ -13,14 +13,15 @@ Checks (gate kind, check name):
 - last partial batch (agreement, partial_batch): 2*bs-1 images give 2*bs-1 rows, and the tail rows
   equal the same images' rows in a full batch (``batch_invariance``);
 - agreement with PyTorch eager (agreement, eager_agreement): through the comparator with the
-  runner's tolerance (fp32_same_backend / fp32_cross_backend / fp16 / int8).
+  runner's tolerance (fp32_same_backend / fp32_cross_backend / fp16 / int8); against softmax(eager)
+  for a runner whose ``outputs`` are probabilities.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from hardware.base import Runner, infer_all
+from hardware.base import Runner, infer_all, reference_outputs
 from zoogate.compare import agreement_gate
 from zoogate.record import FAIL, PASS, SKIP, GateRecord
 
@@ -152,15 +153,17 @@ def check_eager_agreement(runner: Runner, images: np.ndarray, reference: np.ndar
     """All images through the runner (chunks of bs) against PyTorch eager logits, via the comparator.
 
     A runner whose artifact has a background class (1001 outputs) compared with a 1000-class reference
-    has column 0 dropped here (the contract suite is the caller that decides); the record says so.
+    has column 0 dropped here (the contract suite is the caller that decides); a runner whose outputs
+    are probabilities (``runner.outputs``) is compared with softmax(reference). The record says so.
     """
     try:
         candidate = infer_all(runner, images)
     except Exception as exc:
         return _runner_failed("agreement", "eager_agreement", model, runner, f"{len(images)} images", exc)
-    note = ""
+    reference, note = reference_outputs(runner, reference)
     if runner.background_class and candidate.shape[-1] == reference.shape[-1] + 1:
-        candidate, note = candidate[:, 1:], "background column 0 dropped before comparing"
+        candidate = candidate[:, 1:]
+        note = "; ".join(filter(None, (note, "background column 0 dropped before comparing")))
     if candidate.shape != reference.shape:
         return _rec("agreement", "eager_agreement", model, runner, FAIL, measured=str(candidate.shape),
                     baseline=str(reference.shape), source=source,
@@ -168,7 +171,15 @@ def check_eager_agreement(runner: Runner, images: np.ndarray, reference: np.ndar
     record = agreement_gate(model, runner.name, runner.batch_size, reference, candidate,
                             tol or runner.agreement_tolerance, check="eager_agreement", source=source,
                             names=("torch eager", runner.name))
+    if record.status == FAIL and runner.outputs == "logits" and _looks_like_probabilities(candidate):
+        note = "; ".join(filter(None, (note, "the runner's rows are non-negative and sum to 1: probabilities from "
+                                             "a build with a softmax? (for vacc: --runner vacc:build=FILE.yaml)")))
     if note:
         record.details["note"] = note
         record.reason += f" ({note})"
     return record
+
+
+def _looks_like_probabilities(outputs: np.ndarray) -> bool:
+    rows = np.asarray(outputs, dtype=np.float64)
+    return bool(rows.size) and bool((rows >= 0).all()) and bool(np.allclose(rows.sum(axis=-1), 1.0, atol=1e-2))

@@ -1,26 +1,36 @@
 """Vastai VACC runner: VastStreamX (``import vaststreamx as vsx``) with on-device preprocessing (vdsp_params).
 
-API used (see ../shared/reference/hardware.md, "Vastai VACC"): ``vsx.set_device(id) == 0``;
-``vsx.Model(prefix, batch_size)``; ``vsx.ModelOperator(model)``;
-``vsx.Operator.load_ops_from_json_file(vdsp_json)``; ``vsx.Graph(GraphOutputType.GRAPH_OUTPUT_TYPE_NCHW_HOST)``
-+ ``add_operators(*pre, op)``; ``vsx.Stream(graph, StreamBalanceMode.RUN)``, ``register_operator_output(op)``,
-``build()``; ``vsx.create_image(chw_uint8, ImageFormat.RGB_PLANAR, w, h, device_id)``;
-``stream.run_sync(images)``; ``vsx.as_numpy(out)`` is float16 -> returned as float32.
+The calls are the ones the model zoo's common/vsx/classification.py makes, in its order:
+``vsx.set_device(id) == 0``; ``vsx.Model(prefix, batch)`` (prefix = ``deploy_weights/<name>/mod``);
+``vsx.Operator.load_ops_from_json_file(vdsp_json)[0]`` (the fusion op); ``vsx.Graph()``;
+``vsx.ModelOperator(model)``; ``graph.add_operators(fusion_op, model_op)``;
+``vsx.Stream(graph, vsx.StreamBalanceMode.ONCE)``; ``stream.register_operator_output(model_op)``;
+``n, c, h, w = model.input_shape[0]`` (one NCHW shape per model input); ``stream.build()``;
+``vsx.create_image(chw_uint8, vsx.ImageFormat.RGB_PLANAR, w, h, device_id)``; ``stream.run_sync(images)``;
+``vsx.as_numpy(out)[0].astype(np.float32)``; and at the end ``stream.close_input()``, ``stream.wait_until_done()``.
+The vdsp params are read with zoogate.preprocess.vdsp (the parser the vacc-vdsp emulation uses).
 
 Two ways in, both through the vdsp path:
 - ``infer_images(images)``: uint8 RGB pictures at their original size; the build's vdsp_params do
   resize / crop / normalise on the card (what the model zoo measured, its own geometry included).
 - ``infer(batch)`` (the Runner contract: normalised float32 NCHW at the model's input size): the
   normalisation is reversed to uint8 pixels (rounding: at most 0.5/255/std in normalised units) and
-  run through a derived vdsp config with the same normalisation and an identity geometry (resize to
-  the input size, crop at 0,0). [inferred: that such a config is a no-op resize on the card.]
+  run through a derived vdsp config with the same normalisation and an identity geometry (input
+  buffer = resize = the input size, crop at 0,0). [inferred: that such a config is a no-op resize on the card.]
 
-The build has a static batch: each run gets exactly batch_size images (the tail padded, then dropped).
+Outputs: logits, or probabilities when the build config (``--runner vacc:build=FILE.yaml``) adds a
+``graph.extra_ops: softmax``; ``runner.outputs`` says which, and the agreement check honours it.
+The build has a static batch: each run gets exactly batch_size images (the tail padded, then dropped);
+that run_sync takes a whole batch of images at once is inferred (the sample feeds one image at batch 1).
+
+Runner options (``--runner vacc:key=value,...``): ``precision=fp16|int8`` (picks the build and the
+tolerance), ``build=FILE.yaml`` (the vamc build config: its ``name:`` finds the build, its
+``backend.dtype`` is the precision, its extra ops the outputs), ``vdsp_params=FILE``.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 import tempfile
@@ -33,35 +43,9 @@ from hardware.artifacts import VaccArtifact
 from hardware.base import Runner
 from zoogate import detect
 from zoogate.errors import ZoogateError
+from zoogate.preprocess.vdsp import VdspParams, load_params
 
 _SUPPORTED_NORM = "DIV255_MINUSMEAN_DIVSTD"
-
-
-def read_vdsp_params(path: str | os.PathLike) -> dict:
-    """The fusion op's OpConfig from a vdsp_params JSON (one op, or a list of ops)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except OSError as exc:
-        raise ZoogateError(f"cannot read vdsp params: {exc.strerror}", path) from None
-    except json.JSONDecodeError as exc:
-        raise ZoogateError(f"vdsp params are not valid JSON: {exc}", path) from None
-    ops = data if isinstance(data, list) else [data]
-    for op in ops:
-        cfg = op.get("OpConfig") if isinstance(op, dict) else None
-        if isinstance(cfg, dict) and "Mean" in cfg and "Std" in cfg:
-            for key in ("OimageWidth", "OimageHeight"):
-                if not isinstance(cfg.get(key), int) or cfg[key] <= 0:
-                    raise ZoogateError(f"OpConfig.{key}: expected a positive integer, got {cfg.get(key)!r}", path)
-            for key in ("Mean", "Std"):
-                vals = cfg[key]
-                if not (isinstance(vals, list) and len(vals) == 3 and all(isinstance(v, (int, float)) for v in vals)):
-                    raise ZoogateError(f"OpConfig.{key}: expected 3 numbers, got {vals!r}", path)
-            if not all(v > 0 for v in cfg["Std"]):
-                raise ZoogateError(f"OpConfig.Std: every value must be > 0, got {cfg['Std']!r}", path)
-            return {"op": op, "config": cfg}
-    raise ZoogateError("no operator with an OpConfig holding Mean and Std (expected the "
-                       "FUSION_OP_RGB_RESIZE_CVTCOLOR_CROP_NORM_TENSOR format)", path)
 
 
 def to_chw_uint8(image) -> np.ndarray:
@@ -78,17 +62,32 @@ def to_chw_uint8(image) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _tensor_path_problem(params: VdspParams) -> str | None:
+    """Why normalised tensors cannot be turned back into the pixels this vdsp op expects (None: they can)."""
+    if params.norm_type != _SUPPORTED_NORM:
+        return f"NormaType {params.norm_type!r} (tensor path supports {_SUPPORTED_NORM})"
+    if params.color_cvt != "NO_CHANGE":
+        return f"ColorCvtCode {params.color_cvt!r} (tensor path supports NO_CHANGE)"
+    return None
+
+
 class VaccRunner(Runner):
     name = "vacc"
     marker = "vacc"
-    artifact_suffix = ""          # a model prefix (directory/model), not a single file
+    artifact_suffix = ""          # a model prefix (directory/mod), not a single file
     static_batch = True
     precision = "fp16"
 
-    def __init__(self, device_id: int = 0, precision: str = "fp16") -> None:
+    def __init__(self, device_id: int = 0, precision: str | None = None, build: str | os.PathLike | None = None,
+                 vdsp_params: str | os.PathLike | None = None) -> None:
         super().__init__()
         self.device_id = device_id
-        self.precision = precision
+        if precision:
+            self.precision = precision
+        # build and vdsp_params also go to hardware.artifacts.find_vacc (the loader passes the options there);
+        # the build file is read here when load() gets a (prefix, vdsp params) pair instead of a VaccArtifact
+        self.build_file = Path(build) if build else None
+        self.build = None
         self._vsx = None
         self._streams: dict[str, tuple] = {}      # "images" / "tensor" -> (stream, model_op)
         self._tmp = None
@@ -98,20 +97,24 @@ class VaccRunner(Runner):
         return detect.vacc()
 
     def load(self, artifact, batch_size: int) -> "VaccRunner":
+        build = None
         if isinstance(artifact, VaccArtifact):
-            prefix, vdsp = artifact.prefix, artifact.vdsp_params
+            prefix, vdsp, build = artifact.prefix, artifact.vdsp_params, artifact.build
             self.precision = artifact.precision
         else:
             prefix, vdsp = artifact
+            if self.build_file is not None:
+                from zoogate.vamc import load_build_config
+
+                build = load_build_config(self.build_file)
+                self.precision = build.precision
         prefix, vdsp = Path(prefix), Path(vdsp)
         if not any(prefix.parent.glob(prefix.name + ".*")):
             raise ZoogateError(f"no VACC build files {prefix.name}.* in {prefix.parent}", prefix)
-        self.vdsp = read_vdsp_params(vdsp)
-        cfg = self.vdsp["config"]
-        if cfg.get("NormaType", _SUPPORTED_NORM) != _SUPPORTED_NORM:
-            self._norm_problem = f"NormaType {cfg.get('NormaType')!r} (tensor path supports {_SUPPORTED_NORM})"
-        else:
-            self._norm_problem = None
+        self.vdsp = load_params(vdsp)
+        self._norm_problem = _tensor_path_problem(self.vdsp)
+        self.build = build
+        self.outputs = "probabilities" if build is not None and build.softmax else "logits"
         import vaststreamx as vsx      # vendor SDK: imported only here
 
         ret = vsx.set_device(self.device_id)
@@ -120,7 +123,12 @@ class VaccRunner(Runner):
         self._vsx = vsx
         self.model = vsx.Model(os.fspath(prefix), batch_size)
         self.prefix, self.vdsp_path, self.batch_size = prefix, vdsp, batch_size
-        self.input_hw = (cfg["OimageHeight"], cfg["OimageWidth"])
+        self.input_hw = (self.vdsp.out_height, self.vdsp.out_width)
+        _, c, h, w = self.model.input_shape[0]
+        if (c, h, w) != (3, *self.input_hw):
+            raise ZoogateError(f"the build at {prefix} takes input [{c}, {h}, {w}], the vdsp params give "
+                               f"[3, {self.input_hw[0]}, {self.input_hw[1]}] (OimageHeight x OimageWidth): "
+                               f"vdsp params of another model?", vdsp)
         return self
 
     # -- streams ---------------------------------------------------------------------------------
@@ -130,27 +138,27 @@ class VaccRunner(Runner):
             if vsx is None:
                 raise RuntimeError(f"{self.name}: load() the build before running it")
             json_path = self.vdsp_path if kind == "images" else self._identity_vdsp()
-            model_op = vsx.ModelOperator(self.model)
-            pre = vsx.Operator.load_ops_from_json_file(os.fspath(json_path))
-            if not pre:
+            ops = vsx.Operator.load_ops_from_json_file(os.fspath(json_path))
+            if not ops:
                 raise ZoogateError("vsx.Operator.load_ops_from_json_file returned no operators", json_path)
-            graph = vsx.Graph(vsx.GraphOutputType.GRAPH_OUTPUT_TYPE_NCHW_HOST)
-            graph.add_operators(*pre, model_op)
-            stream = vsx.Stream(graph, vsx.StreamBalanceMode.RUN)
+            fusion_op = ops[0]
+            graph = vsx.Graph()
+            model_op = vsx.ModelOperator(self.model)
+            graph.add_operators(fusion_op, model_op)
+            stream = vsx.Stream(graph, vsx.StreamBalanceMode.ONCE)
             stream.register_operator_output(model_op)
             stream.build()
             self._streams[kind] = (stream, model_op)
         return self._streams[kind][0]
 
     def _identity_vdsp(self) -> Path:
-        """The build's vdsp op with resize = input size and crop at (0, 0): normalisation only."""
-        op = copy.deepcopy(self.vdsp["op"])
-        cfg = op["OpConfig"]
+        """The build's vdsp op with input buffer = resize = the fed input size, crop at (0, 0): normalisation only."""
         h, w = self.input_hw
-        cfg.update({"ResizeWidth": w, "ResizeHeight": h, "CropX": 0, "CropY": 0})
+        identity = dataclasses.replace(self.vdsp, image_width=w, image_height=h, image_width_pitch=w,
+                                       image_height_pitch=h, resize_width=w, resize_height=h, crop_x=0, crop_y=0)
         self._tmp = self._tmp or tempfile.TemporaryDirectory(prefix="zoogate-vacc-")
         path = Path(self._tmp.name) / "identity-vdsp_params.json"
-        path.write_text(json.dumps(op), encoding="utf-8")
+        path.write_text(json.dumps(identity.to_json(), indent=4), encoding="utf-8")
         return path
 
     def _run(self, kind: str, pictures: list[np.ndarray]) -> np.ndarray:
@@ -160,7 +168,8 @@ class VaccRunner(Runner):
         images = [vsx.create_image(p, vsx.ImageFormat.RGB_PLANAR, p.shape[2], p.shape[1], self.device_id)
                   for p in pictures]
         outputs = stream.run_sync(images)
-        rows = [np.asarray(vsx.as_numpy(out[0])).astype(np.float32).reshape(-1) for out in outputs]
+        # per image, its model outputs; the classifier has one: as_numpy(out)[0] is its row
+        rows = [vsx.as_numpy(image_outputs[0])[0].astype(np.float32).reshape(-1) for image_outputs in outputs]
         return np.stack(rows)
 
     # -- the two ways in ---------------------------------------------------------------------------
@@ -171,14 +180,13 @@ class VaccRunner(Runner):
         if tuple(batch.shape[1:]) != (3, *self.input_hw):
             raise ValueError(f"{self.name}: the build takes images [3, {self.input_hw[0]}, {self.input_hw[1]}] "
                              f"(its vdsp Oimage size), got images {list(batch.shape[1:])}")
-        cfg = self.vdsp["config"]
-        mean = np.asarray(cfg["Mean"], np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(cfg["Std"], np.float32).reshape(1, 3, 1, 1)
+        mean = np.asarray(self.vdsp.mean, np.float32).reshape(1, 3, 1, 1)
+        std = np.asarray(self.vdsp.std, np.float32).reshape(1, 3, 1, 1)
         pixels = np.clip(np.rint((batch * std + mean) * 255.0), 0, 255).astype(np.uint8)
         return self._run("tensor", [np.ascontiguousarray(p) for p in pixels])
 
     def infer_images(self, images) -> np.ndarray:
-        """Logits (N, C) float32 for uint8 RGB pictures at their original sizes (on-card preprocessing)."""
+        """Outputs (N, C) float32 for uint8 RGB pictures at their original sizes (on-card preprocessing)."""
         pictures = [to_chw_uint8(im) for im in images]
         rows = []
         for i in range(0, len(pictures), self.batch_size):
@@ -191,9 +199,14 @@ class VaccRunner(Runner):
         return np.concatenate(rows, axis=0) if rows else np.zeros((0, 0), np.float32)
 
     def close(self) -> None:
-        self._streams.clear()
-        self._vsx = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
+        """Close each stream as the sample finishes: close_input(), then wait_until_done()."""
+        streams, self._streams = list(self._streams.values()), {}
+        try:
+            for stream, _ in streams:
+                stream.close_input()
+                stream.wait_until_done()
+        finally:
+            self._vsx = None
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None

@@ -82,3 +82,12 @@ def test_offline_scoring_skips_saying_what_is_missing(given, missing):
                                  "baseline_row": None, "models": None, **given})
     with pytest.raises(pytest.skip.Exception, match=missing):
         OfflineScoring(options).get()
+
+
+def test_offline_scoring_glue_passes_the_output_dtype(tmp_path):
+    """--output-dtype reaches the reader: fp16 BIN files pinned as fp32 are refused, naming the sizes."""
+    good, labels = _folder(tmp_path, correct=8, n=10, fmt="bin")          # written as fp32: 4004 bytes
+    options = AccuracyOptions(imagenet=None, limit=None, resume=False, results=str(good), labels=str(labels),
+                              baseline_row=None, models=("inception_v4_1001",), output_dtype="fp16")
+    with pytest.raises(pytest.fail.Exception, match=r"4004 bytes is no output of fp16 .* expected 2000 or 2002"):
+        OfflineScoring(options).get()

@@ -106,6 +106,28 @@ def missing_result_file(tmp_path):
     return (lambda p: results.score_folder(folder, {"x": 1, "y": 2})), folder, "y"
 
 
+def bin_of_no_known_size(tmp_path):
+    folder = tmp_path / "result"
+    folder.mkdir()
+    (folder / "x_0.bin").write_bytes(b"\0" * 3000)               # 750 fp32 or 1500 fp16 values: no classifier's
+    return (lambda p: results.score_folder(folder, {"x": 1})), folder / "x_0.bin", "3000 bytes is no output"
+
+
+def label_lines_that_collide_at_the_first_dot(tmp_path):
+    folder = _results_dir(tmp_path, {"a": _txt_row(np.zeros(1000))})
+    (tmp_path / "val_label.txt").write_text("a.x.JPEG 1\na.y.JPEG 2\n")
+    labels = lambda p: datasets.labels_by_stem(p / "val_label.txt")[0]
+    return (lambda p: results.score_folder(folder, labels(p), allow_subset=True)), tmp_path / "val_label.txt", \
+        "both key as 'a'"
+
+
+def relay_txt_cut_short(tmp_path):
+    path = tmp_path / "result.txt"
+    line = "/val/n01440764/a.JPEG: Relay top-{} id: {}, prob: 0.10000000, class name: c{}\n"
+    path.write_text("".join(line.format(k, k, k) for k in range(5)) + line.format(0, 0, 0))
+    return (lambda p: results.score_folder(p, None)), path, "cut short"
+
+
 def pickled_npy(tmp_path):
     path = tmp_path / "x_0.npy"
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -140,7 +162,8 @@ def unreadable_directory(tmp_path, monkeypatch):
 
 BAD_INPUTS = [corrupt_image, truncated_image, zero_byte_image, text_file_as_image, missing_label, duplicate_label,
               label_out_of_range, unparseable_label_line, label_for_missing_image, wrong_class_count, nan_logits,
-              truncated_result_row, missing_result_file, pickled_npy, pickled_checkpoint, malformed_baseline,
+              truncated_result_row, missing_result_file, bin_of_no_known_size, label_lines_that_collide_at_the_first_dot,
+              relay_txt_cut_short, pickled_npy, pickled_checkpoint, malformed_baseline,
               missing_model_artifact, unreadable_directory]
 
 

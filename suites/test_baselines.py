@@ -19,12 +19,23 @@ def test_schema_of_every_baseline_file():
     assert all(t.why.strip() for t in tolerances.values())
 
 
-def _source_text(source: str) -> str:
-    name = source.split(":", 1)[0].strip()
+def _document(source: str) -> str:
+    return source.split(":", 1)[0].strip()
+
+
+def _source_text(source: str) -> str | None:
+    """The text of the document a `source` names, or None when this checkout does not have it."""
+    name = _document(source)
     for candidate in (SHARED / "seeds" / name, SHARED / name):
         if candidate.is_file():
             return candidate.read_text(encoding="utf-8")
-    pytest.skip(f"source document {name} not found under {SHARED} (the shared/ folder beside the checkout)")
+    return None
+
+
+def _missing(what: str, source: str) -> str:
+    name = _document(source)
+    where = SHARED / name if "/" in name else SHARED / "seeds" / name
+    return f"{what}: source document {name!r} is not in this checkout (put a copy at {where} to check it)"
 
 
 def _numbers(obj) -> list[float]:
@@ -32,21 +43,63 @@ def _numbers(obj) -> list[float]:
 
 
 def test_every_documented_number_appears_in_its_source(model_name):
-    """Provenance: each top-1/top-5/GFLOPs/params/fps value is printed in the document its `source` names."""
+    """Provenance: each top-1/top-5/GFLOPs/params value of the model and its preprocessing is printed in
+    the document its `source` names."""
     mb = baselines.model(model_name)
     text = _source_text(mb.source)
+    if text is None:
+        pytest.skip(_missing(f"models.{model_name}", mb.source))
     for value in _numbers(mb):
         assert f"{value:g}" in text, f"{mb.file}: models.{model_name}: {value} not found in {mb.source}"
-    for row in mb.rows:
-        row_text = _source_text(row.source)
-        for value in _numbers(row) + list(row.fps.values()) + list(row.train_fps.values()):
-            assert f"{value:g}" in row_text, f"{mb.file}: row {row.id}: {value} not found in {row.source}"
     pp = mb.preprocess
     pp_text = _source_text(pp.source)
+    if pp_text is None:
+        pytest.skip(_missing(f"preprocess.{pp.name}", pp.source))
     if pp.inferred:   # inferred pipelines name the reference note; their values are printed in the seeds
         pp_text += "".join(p.read_text(encoding="utf-8") for p in sorted((SHARED / "seeds").glob("*.txt")))
     for value in (pp.resize, pp.crop, *pp.mean, *pp.std):
         assert f"{value:g}" in pp_text, f"{mb.file}: preprocess.{pp.name}: {value} not found in {pp.source}"
+
+
+def pytest_generate_tests(metafunc):
+    """``row_case`` = (model, row id) over the hardware rows of the selected models."""
+    if "row_case" in metafunc.fixturenames:
+        from zoogate.plugin.models import selected_models
+
+        cases = [(m, r.id) for m in selected_models(metafunc.config) for r in baselines.model(m).rows]
+        metafunc.parametrize("row_case", cases, ids=[f"{m}-{r}" for m, r in cases])
+
+
+def test_every_row_number_appears_in_its_source(row_case):
+    """Provenance of a hardware row: its top-1/top-5/fps values are printed in the row's document; a row
+    whose document this checkout does not have skips, naming it."""
+    model_name, row_id = row_case
+    mb = baselines.model(model_name)
+    row = mb.row(row_id)
+    row_text = _source_text(row.source)
+    if row_text is None:
+        pytest.skip(_missing(f"{mb.file}: models.{model_name} row {row.id}", row.source))
+    values = _numbers(row) + list(row.fps.values()) + list(row.train_fps.values())
+    assert values or row.informational, f"{mb.file}: row {row.id} documents no number"
+    for value in values:
+        assert f"{value:g}" in row_text, f"{mb.file}: row {row.id}: {value} not found in {row.source}"
+
+
+def test_documented_vacc_rows():
+    """The model zoo's VACC accuracy (vsx classification.py + eval_topk.py), fp16 and int8, as recorded."""
+    documented = {"inception_v4": ((79.998, 94.98), (16.368, 24.546)),
+                  "inception_v4_ppcls": ((80.898, 95.182), (69.386, 86.776)),
+                  "inception_v3": ((76.326, 92.436), (76.234, 92.54)),
+                  "inception_v3_tv": ((76.246, 92.396), (76.154, 92.38)),
+                  "inception_v3_ppcls": ((77.456, 92.87), (76.254, 92.102)),
+                  "iresnet50": ((75.522, 92.36), (75.856, 92.892))}
+    for model, accuracies in documented.items():
+        for precision, (top1, top5) in zip(("fp16", "int8"), accuracies):
+            row = baselines.model(model).row(f"vacc-{precision}")
+            assert (row.top1, row.top5, row.num_classes, row.runner, row.hardware) == (top1, top5, 1000, "vacc", "VACC")
+            assert row.preprocess_variant == "vacc-vsx" and f"({precision})" in row.framework
+            assert row.source.startswith("VastModelZOO cv/classification/") and f"({precision})" in row.source
+    assert baselines.model("inception_v4_ppcls").user_supplied
 
 
 def test_documented_ascend_fps_table():
@@ -79,6 +132,9 @@ def _edit(path: Path, old: str, new: str) -> None:
     ("4 = 1498.5", '4 = "fast"', "fps.4: expected a positive number"),
     ("top1 = 80.162", "top1 = 80.162\ntopone = 1", "unknown key(s) ['topone']"),
     ("[models.inception_v4]", "[models.inception_v4", "not valid TOML"),
+    ('preprocess_variant = "vacc-vsx"', 'preprocess_variant = "VACC vsx"',
+     "models.inception_v4.rows[0].preprocess_variant: 'VACC vsx' is not a variant name"),
+    ('preprocess_variant = "vacc-vsx"', "preprocess_variant = 1", "rows[0].preprocess_variant: expected str"),
 ])
 def test_selftest_malformed_family_file_names_file_and_key(baseline_copy, old, new, key):
     path = baseline_copy / "inception_v4.toml"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zoogate import baselines, datasets, results, vendor_cli
+from zoogate import baselines, datasets, results, results_vacc, vendor_cli
 from zoogate.errors import ZoogateError
 from zoogate.preprocess import vdsp
 
@@ -132,6 +132,78 @@ def test_ais_bench_bin_npy_npz_any_bytes(tmp_path, data):
 def test_datalist(tmp_path, lines):
     path = _write(tmp_path, "npz_datalist.txt", "\n".join(lines))
     _only_our_error(lambda: results.read_datalist(path), path)
+
+
+RELAY_LINE = "/data/val/n01440764/ILSVRC2012_val_00000293.JPEG: Relay top-{k} id: {id}, prob: {p}, class name: {name}"
+relay_lines = st.lists(st.builds(RELAY_LINE.format, k=st.integers(-1, 6) | st.text(max_size=3),
+                                 id=st.integers(-2, 1002) | st.text(max_size=4),
+                                 p=st.floats(allow_nan=True) | st.text(max_size=6), name=st.text(max_size=12))
+                       | st.text(max_size=60), max_size=16)
+
+
+@FUZZ
+@given(lines=relay_lines)
+def test_relay_txt_lines(tmp_path, lines):
+    path = _write(tmp_path, "result.txt", "\n".join(lines))
+    _only_our_error(lambda: results_vacc.read_relay(path), path)
+
+
+@FUZZ
+@given(data=raw_bytes)
+def test_relay_txt_and_class_list_any_bytes(tmp_path, data):
+    path = _write(tmp_path, "result.txt", data)
+    _only_our_error(lambda: results_vacc.read_relay(path), path)
+    _only_our_error(lambda: results_vacc.read_class_list(path), path)
+
+
+@FUZZ
+@given(size=st.integers(0, 9000), dtype=st.sampled_from([None, "fp16", "fp32", "fp64"]))
+def test_ais_bench_bin_any_size_and_dtype(tmp_path, size, dtype):
+    path = _write(tmp_path, "x_0.bin", b"\0" * size)
+    _only_our_error(lambda: results.read_bin(path, dtype), path)
+
+
+@FUZZ
+@given(lines=st.lists(st.builds("{}i:{} device_{} throughput:{} start_time:{} end_time:{}".format,
+                                st.sampled_from(["", "[INFO] "]), st.integers(0, 3), st.integers(0, 9),
+                                st.floats(allow_nan=True) | st.text(max_size=5), st.floats(-1, 1e10),
+                                st.floats(-1, 1e10))
+                      | st.builds("[INFO] summary throughput:{}".format, st.floats(allow_nan=True) | st.text(max_size=5))
+                      | st.text(max_size=40), max_size=10))
+def test_multi_device_log(tmp_path, lines):
+    path = _write(tmp_path, "ais.log", "\n".join(lines))
+    _only_our_error(lambda: vendor_cli.read_log(path), path)
+
+
+FOLDER_NAMES = ["device0", "device1", "device1_0", "device2_1", "2024_01_02-03_04_05", "2024_01_02-03_04_06", "out"]
+FILE_NAMES = ["a_0.txt", "a_0.bin", "b_0.npy", "a_1.txt", "device0_summary.json", "_summary.json", "x.npz"]
+
+
+@FUZZ
+@given(tree=st.lists(st.tuples(st.lists(st.sampled_from(FOLDER_NAMES), max_size=2), st.sampled_from(FILE_NAMES),
+                               st.binary(max_size=40)), max_size=8),
+       pick=st.sampled_from([None, "newest"]))
+def test_result_folder_layouts(tmp_path, tree, pick):
+    import shutil
+
+    root = tmp_path / "out"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    for folders, name, data in tree:
+        where = root.joinpath(*folders)
+        where.mkdir(parents=True, exist_ok=True)
+        if not (where / name).is_dir():
+            (where / name).write_bytes(data)
+    _only_our_error(lambda: results.score_folder(root, {"a": 1, "b": 2}, pick=pick), root)
+
+
+@FUZZ
+@given(names=st.lists(st.text(alphabet="ab.xJPEG_", min_size=1, max_size=8), min_size=1, max_size=6))
+def test_label_keys_cut_at_the_first_dot(tmp_path, names):
+    from zoogate.labelmap import first_dot_keys
+
+    path = _write(tmp_path, "val_label.txt", "".join(f"{n} 1\n" for n in names))
+    _only_our_error(lambda: first_dot_keys(datasets.labels_by_stem(path)[0]), path)
 
 
 BASELINE_TEXT = (baselines.BASELINE_DIR / "iresnet.toml").read_text(encoding="utf-8")

@@ -21,9 +21,12 @@ from hypothesis import strategies as st
 from zoogate.cli import main
 from zoogate.datasets import write_label_file
 from zoogate.errors import ZoogateError
-from zoogate.results import find_results, score_folder, write_ais_bench, write_vamp
+from zoogate.results import find_results, score_folder, write_ais_bench, write_ais_bench_devices, write_vamp
 
-FORMATS = ("txt", "bin", "npy", "npz-by-name", "npz-by-position", "npy-per-image", "npy-array")
+FORMATS = ("txt", "bin", "npy", "bin-fp16", "bin-fp64", "npy-fp16", "txt-devices-2023", "bin-devices-2025",
+           "npy-fp16-devices-2025-divided", "npz-by-name", "npz-by-position", "npy-per-image", "npy-array")
+DEVICE_LAYOUTS = {"2023": dict(style="2023"), "2025": dict(style="2025", divide=False),
+                  "2025-divided": dict(style="2025", divide=True)}
 
 
 def _stems(n: int) -> list[str]:
@@ -36,8 +39,15 @@ def _labels_file(folder: Path, stems, labels) -> Path:
 
 def _write(fmt: str, root: Path, stems: list[str], logits: np.ndarray, run_order: list[int]) -> tuple[Path, Path | None]:
     """A result folder in `fmt`; returns (results path, datalist or None)."""
-    if fmt in ("txt", "bin", "npy"):
-        return write_ais_bench(root / "out" / "result_bs4", stems, logits, fmt), None
+    base, _, dtype = fmt.partition("-fp")
+    if fmt in ("txt", "bin", "npy") or (dtype and "devices" not in fmt):
+        return write_ais_bench(root / "out" / "result_bs4", stems, logits, base, dtype=f"fp{dtype or 32}"), None
+    if "-devices-" in fmt:
+        ext = fmt.split("-")[0]
+        layout = DEVICE_LAYOUTS[fmt.split("-devices-")[1]]
+        dtype = "fp16" if "-fp16-" in fmt else "fp32"
+        write_ais_bench_devices(root / "out" / "result_bs4", stems, logits, ext, devices=(2, 5), dtype=dtype, **layout)
+        return root / "out" / "result_bs4", None
     datalist = root / "npz_datalist.txt"
     ordered = [stems[i] for i in run_order]
     if fmt == "npz-by-name":
@@ -58,14 +68,21 @@ def _write(fmt: str, root: Path, stems: list[str], logits: np.ndarray, run_order
 def _hand_read(fmt: str, results: Path, datalist: Path | None, stems: list[str]) -> dict[str, np.ndarray]:
     """Each image's logits, read with plain numpy / float(), independently of zoogate.results."""
     out = {}
-    if fmt == "txt":
+    ext = fmt.split("-")[0]
+    if "-devices-" in fmt:                  # each image from the first device folder that holds it
+        folders = sorted(p for p in results.iterdir() if p.is_dir())
+        found = {s: next(f / f"{s}_0.{ext}" for f in folders if (f / f"{s}_0.{ext}").is_file()) for s in stems}
+    else:
+        found = {s: results / f"{s}_0.{ext}" for s in stems}
+    if ext == "txt":
         for s in stems:
-            with open(results / f"{s}_0.txt") as fh:
+            with open(found[s]) as fh:
                 out[s] = np.array([float(t) for t in fh.readline().split()])
-    elif fmt == "bin":
-        out = {s: np.fromfile(results / f"{s}_0.bin", dtype=np.float32).astype(np.float64) for s in stems}
-    elif fmt == "npy":
-        out = {s: np.load(results / f"{s}_0.npy").ravel().astype(np.float64) for s in stems}
+    elif ext == "bin":
+        dtype = {"fp16": np.float16, "fp64": np.float64}.get(fmt.split("-")[-1], np.float32)
+        out = {s: np.fromfile(found[s], dtype=dtype).astype(np.float64) for s in stems}
+    elif ext == "npy" and fmt not in ("npy-per-image", "npy-array"):
+        out = {s: np.load(found[s]).ravel().astype(np.float64) for s in stems}
     elif fmt == "npy-per-image":
         out = {s: np.load(results / f"{s}.npy").astype(np.float64) for s in stems}
     else:
@@ -147,6 +164,14 @@ def test_score_equals_a_hand_computation(fmt, folder):
         expected = _hand_hits(_hand_read(fmt, results, datalist, stems), dict(zip(stems, labels.tolist())))
         assert [rich["hits"][str(k)] for k in range(1, 6)] == expected
         assert rich["num_classes"] == logits.shape[1]
+        if "-devices-" in fmt:              # and each device's own numbers, over the images in its folder
+            by_stem = _hand_read(fmt, results, datalist, stems)
+            for folder in sorted(p for p in results.iterdir() if p.is_dir()):
+                mine = {s: int(l) for s, l in zip(stems, labels) if any(folder.glob(f"{s}_0.*"))}
+                if mine:
+                    device = rich["per_device"][folder.name]
+                    assert device["n"] == len(mine)
+                    assert [device["hits"][str(k)] for k in range(1, 6)] == _hand_hits(by_stem, mine)
         metrics = json.loads((root / "metrics.json").read_text())
         assert metrics["value"][2] == {"key": "Top1 accuracy", "value": f"{round(expected[0] / len(labels) * 100, 2)}%"}
 
@@ -275,15 +300,50 @@ def test_several_formats_need_format(txt_folder):
     assert _score(folder, labels, fmt="txt").summary.n == 6
 
 
-@pytest.mark.parametrize("nbytes, message", [(4001, "not a whole number of float32"), (3996, "999 values")])
-def test_bin_sizes(tmp_path, nbytes, message):
+@pytest.mark.parametrize("nbytes", [4001, 3996, 3000])
+def test_bin_of_no_known_size_names_the_file_and_the_sizes_expected(tmp_path, nbytes):
     stems = _stems(2)
     folder = write_ais_bench(tmp_path / "r", stems, np.ones((2, 1000), np.float32), "bin")
     bad = folder / f"{stems[1]}_0.bin"
     bad.write_bytes(bad.read_bytes()[:nbytes] + b"\0" * max(0, nbytes - 4000))
-    with pytest.raises(ZoogateError, match=message) as err:
+    with pytest.raises(ZoogateError, match=f"{nbytes} bytes is no output of 1000 or 1001 classes: expected 2000 or "
+                                           "2002 bytes \\(fp16\\), 4000 or 4004 bytes \\(fp32\\), 8000 or 8008") as err:
         _score(folder, {s: 1 for s in stems})
-    assert str(bad) in str(err.value)
+    assert str(err.value).startswith(str(bad))
+
+
+@pytest.mark.parametrize("dtype, classes, size", [("fp16", 1000, 2000), ("fp16", 1001, 2002), ("fp32", 1000, 4000),
+                                                  ("fp32", 1001, 4004), ("fp64", 1000, 8000), ("fp64", 1001, 8008)])
+def test_bin_dtype_and_class_count_come_from_the_size(tmp_path, dtype, classes, size):
+    stems = _stems(3)
+    logits = np.zeros((3, classes))
+    logits[np.arange(3), np.array([5, 6, 7]) + classes - 1000] = 2.5
+    folder = write_ais_bench(tmp_path / "r", stems, logits, "bin", dtype=dtype)
+    assert (folder / f"{stems[0]}_0.bin").stat().st_size == size
+    run = _score(folder, dict(zip(stems, [5, 6, 7])))
+    assert (run.results.bin_dtype, run.summary.num_classes, run.summary.hits[0]) == (dtype, classes, 3)
+    assert run.provenance()["output_dtype"] == dtype
+    pinned = _score(folder, dict(zip(stems, [5, 6, 7])), output_dtype=dtype)
+    assert pinned.summary.hits == run.summary.hits
+
+
+def test_output_dtype_that_disagrees_with_the_size_is_refused(tmp_path):
+    stems = _stems(2)
+    folder = write_ais_bench(tmp_path / "r", stems, np.ones((2, 1001)), "bin", dtype="fp16")
+    with pytest.raises(ZoogateError, match=r"2002 bytes is no output of fp32 of 1000 or 1001 classes: expected 4000 "
+                                           r"or 4004 bytes \(fp32\)") as err:
+        _score(folder, {s: 1 for s in stems}, output_dtype="fp32")
+    assert f"{stems[0]}_0.bin" in str(err.value)
+
+
+def test_bin_files_of_two_dtypes_in_one_run_are_refused(tmp_path):
+    stems = _stems(2)
+    folder = write_ais_bench(tmp_path / "r", stems[:1], np.ones((1, 1000)), "bin", dtype="fp16")
+    write_ais_bench(folder, stems[1:], np.ones((1, 1000)), "bin", dtype="fp32", summary=False)
+    with pytest.raises(ZoogateError, match="4000 bytes is a fp32 output, but .*_0.bin is fp16: one run writes one "
+                                           "dtype") as err:
+        _score(folder, {s: 1 for s in stems})
+    assert str(err.value).startswith(str(folder / f"{stems[1]}_0.bin"))
 
 
 def test_npy_with_pickled_objects_is_refused(tmp_path):
@@ -463,3 +523,191 @@ def test_offline_scoring_of_another_builds_class_count_fails(tmp_path):
     _, records = accuracy.score_offline("inception_v4_1001", folder, labels, row="ascend-310p3", allow_subset=True)
     count = [r for r in records if r.check == "num_classes"]
     assert count and count[0].status == "fail", [r.explain() for r in records]
+
+
+# ---------------------------------------------------------------- ais_bench layouts: devices, timestamps, names
+
+def _diagonal(n: int, classes: int = 1000) -> tuple[list[str], np.ndarray, dict[str, int]]:
+    """n images, image i predicts class i (its label) with every other class far below."""
+    stems = _stems(n)
+    logits = np.full((n, classes), -1.0, np.float32)
+    logits[np.arange(n), np.arange(n) + classes - 1000] = 5.0
+    return stems, logits, {s: i for i, s in enumerate(stems)}
+
+
+@pytest.mark.parametrize("style, names", [("2023", ["device0", "device3"]), ("2025", ["device0_0", "device3_1"])])
+def test_multi_device_run_is_scored_once_and_per_device(tmp_path, style, names):
+    stems, logits, labels = _diagonal(9)
+    logits[[1, 7], :] = 0.0                            # image 1 (device a) and 7 (device b): wrong at top-1
+    logits[[1, 7], [500, 501]] = 9.0
+    run = tmp_path / "out" / "result_bs1"
+    write_ais_bench_devices(run, stems, logits, "txt", devices=(0, 3), style=style, divide=True)
+    assert sorted(p.name for p in run.iterdir()) == sorted(names + [f"{n}_summary.json" for n in names])
+    scored = score_folder(run, labels)
+    assert scored.summary.n == 9 and scored.summary.hits[0] == 7
+    assert list(scored.per_device) == names
+    a, b = (scored.per_device[n] for n in names)
+    assert (a.n, a.hits[0], b.n, b.hits[0]) == (5, 4, 4, 3)
+    assert scored.results.devices == names and "multi-device run: 2 device folders" in scored.results.notes[0]
+
+
+def test_multi_device_run_given_the_whole_input_counts_each_image_once(tmp_path):
+    stems, logits, labels = _diagonal(6)
+    run = tmp_path / "result"
+    write_ais_bench_devices(run, stems, logits, "bin", devices=(1, 2), style="2025", divide=False)
+    scored = score_folder(run, labels)
+    assert scored.summary.n == 6 and [d.n for d in scored.per_device.values()] == [6, 6]
+    assert any("6 image(s) on several devices with identical results, counted once" in n for n in scored.results.notes)
+
+
+def test_an_image_with_different_results_on_two_devices_names_both_files(tmp_path):
+    stems, logits, labels = _diagonal(4)
+    run = tmp_path / "result"
+    write_ais_bench_devices(run, stems, logits, "txt", devices=(0, 1), style="2025", divide=False)
+    other = run / "device1_1" / f"{stems[2]}_0.txt"
+    other.write_text(other.read_text().replace("5.000000", "4.000000"))
+    with pytest.raises(ZoogateError, match=f"image '{stems[2]}' has different results on two devices") as err:
+        score_folder(run, labels)
+    assert str(run / "device0_0" / f"{stems[2]}_0.txt") in str(err.value) and str(other) in str(err.value)
+
+
+def test_device_folders_beside_other_folders_or_files_are_refused(tmp_path):
+    stems, logits, labels = _diagonal(4)
+    run = tmp_path / "result"
+    write_ais_bench_devices(run, stems, logits, "txt", devices=(0, 1))
+    (run / "old").mkdir()
+    with pytest.raises(ZoogateError, match=r"holds device folders \(device0, device1\) and other folders \(old\)"):
+        score_folder(run, labels)
+    (run / "old").rmdir()
+    write_ais_bench(run, stems[:1], logits[:1], "txt", summary=False)
+    with pytest.raises(ZoogateError, match="holds result files and device folders"):
+        score_folder(run, labels)
+
+
+def test_several_timestamp_folders_need_a_pick(tmp_path):
+    stems, logits, labels = _diagonal(3)
+    out = tmp_path / "out"
+    write_ais_bench(out / "2024_05_01-10_00_00", stems, np.zeros_like(logits), "txt")      # an older, wrong run
+    write_ais_bench(out / "2024_05_02-09_30_00", stems, logits, "txt")
+    with pytest.raises(ZoogateError, match=r"holds 2 ais_bench runs \(timestamp folders 2024_05_01-10_00_00, "
+                                           r"2024_05_02-09_30_00\): pass one of them as --results, or --pick newest"):
+        score_folder(out, labels)
+    picked = score_folder(out, labels, pick="newest")
+    assert picked.summary.hits[0] == 3 and picked.results.source == out / "2024_05_02-09_30_00"
+    assert "--pick newest: read 2024_05_02-09_30_00/, the newest of 2 timestamp folders" in picked.results.notes[0]
+    code, text = _score_cli("--model", "inception_v4", "--results", str(out), "--labels",
+                            str(_labels_file(tmp_path, stems, range(3))), "--pick", "newest", "--allow-inconclusive")
+    assert code == 0 and "the newest of 2 timestamp folders" in text
+
+
+def test_one_timestamp_folder_of_a_multi_device_run_is_read_through(tmp_path):
+    stems, logits, labels = _diagonal(4)
+    write_ais_bench_devices(tmp_path / "out" / "2023_01_03-06_35_53", stems, logits, "npy", devices=(0, 1))
+    scored = score_folder(tmp_path / "out", labels)
+    assert scored.summary.hits[0] == 4 and list(scored.per_device) == ["device0", "device1"]
+    assert "only subfolder 2023_01_03-06_35_53/" in scored.results.notes[0]
+
+
+def test_several_plain_subfolders_are_a_clear_error(tmp_path):
+    stems, logits, labels = _diagonal(2)
+    for name in ("result_bs1", "result_bs4"):
+        write_ais_bench(tmp_path / "out" / name, stems, logits, "txt")
+    with pytest.raises(ZoogateError, match=r"no result files here, but 2 subfolders \(result_bs1, result_bs4\)"):
+        score_folder(tmp_path / "out", labels)
+
+
+def test_summary_json_inside_the_result_folder_is_skipped(tmp_path):
+    # --output_dirname ./result_bs8/ (trailing slash): the summary lands inside as _summary.json
+    stems, logits, labels = _diagonal(3)
+    folder = write_ais_bench(tmp_path / "result_bs8", stems, logits, "txt", summary_inside=True)
+    assert (folder / "_summary.json").is_file()
+    scored = score_folder(folder, labels)
+    assert scored.summary.n == 3 and "_summary.json" not in scored.results.skipped
+    assert "ais_bench summary _summary.json in the result folder: skipped" in scored.results.notes
+
+
+def test_dotted_image_names_are_keyed_at_the_first_dot_like_ais_bench(tmp_path):
+    from zoogate.datasets import labels_by_stem
+
+    names = ["a.x.JPEG", "b.JPEG", "c.v2.final.JPEG"]
+    folder = write_ais_bench(tmp_path / "r", names, _diagonal(3)[1], "txt")
+    assert sorted(p.name for p in folder.iterdir()) == ["a_0.txt", "b_0.txt", "c_0.txt"]
+    labels, _ = labels_by_stem(write_label_file(tmp_path / "val_label.txt", [(n, i) for i, n in enumerate(names)]))
+    scored = score_folder(folder, labels)
+    assert scored.summary.hits[0] == 3 and scored.results.stems == ["a.x", "b", "c.v2.final"]
+
+
+def test_two_label_lines_that_cut_to_one_key_are_a_collision(tmp_path):
+    from zoogate.datasets import labels_by_stem
+
+    folder = write_ais_bench(tmp_path / "r", ["a.x.JPEG", "b.JPEG"], _diagonal(2)[1], "txt")
+    label_file = write_label_file(tmp_path / "val_label.txt", [("a.x.JPEG", 0), ("b.JPEG", 1), ("a.y.JPEG", 2)])
+    labels, _ = labels_by_stem(label_file)
+    with pytest.raises(ZoogateError, match=r"line 3 'a.y.JPEG' and line 1 'a.x.JPEG' both key as 'a'") as err:
+        score_folder(folder, labels, allow_subset=True)
+    assert str(err.value).startswith(str(label_file))
+
+
+def test_vamp_outputs_named_by_dotted_stems_need_no_first_dot_cut(tmp_path):
+    stems = ["a.x", "a.y"]                                   # distinct for vamp: image2npz keeps the stem
+    logits = _diagonal(2)[1]
+    write_vamp(tmp_path / "v", stems, logits, tmp_path / "dl.txt")
+    scored = score_folder(tmp_path / "v", {"a.x": 0, "a.y": 1}, datalist=tmp_path / "dl.txt")
+    assert scored.summary.hits[0] == 2 and scored.results.pairing == "by name"
+
+
+def test_vamp_pairing_warns_when_sorted_and_numeric_order_differ(tmp_path):
+    from zoogate.vendor_writers import vamp_output_names
+
+    stems, logits, labels = _diagonal(12)
+    for padded in (True, False):
+        folder, datalist = tmp_path / f"out{padded}", tmp_path / f"dl{padded}.txt"
+        write_vamp(folder, stems, logits, datalist, output_names=vamp_output_names(12, padded))
+        scored = score_folder(folder, labels, datalist=datalist)
+        assert scored.summary.hits[0] == 12
+        assert scored.results.pairing.startswith("by position: output names in numeric order")
+        warned = [n for n in scored.results.notes if "not zero-padded" in n]
+        assert bool(warned) is (not padded)
+    assert "output_0.npz ... output_11.npz" in warned[0] and "at 10 of 12 positions" in warned[0]
+    assert "paired by NUMERIC index" in warned[0] and "vamp_npz_decode.py) mis-pair this folder" in warned[0]
+    code, text = _score_cli("--model", "inception_v4", "--results", str(folder), "--datalist", str(datalist),
+                            "--labels", str(_labels_file(tmp_path, stems, range(12))), "--allow-inconclusive")
+    assert code == 0 and "paired by position" in text and "WARNING: output names are not zero-padded" in text
+
+
+def test_cli_prints_and_writes_per_device_numbers(tmp_path):
+    stems, logits, labels = _diagonal(6)
+    logits[0, 7] = 9.0                                  # image 0: its label second
+    write_ais_bench_devices(tmp_path / "run", stems, logits, "bin", devices=(4, 5), style="2023", dtype="fp16")
+    label_file = _labels_file(tmp_path, stems, range(6))
+    code, text = _score_cli("--model", "inception_v4", "--results", str(tmp_path / "run"), "--labels", str(label_file),
+                            "--rich-out", str(tmp_path / "rich.json"), "--allow-inconclusive", "--output-dtype", "fp16")
+    assert code == 0, text
+    assert "device4   : top-1 66.667 % (2/3), top-5" in text and "device5   : top-1 100.000 % (3/3)" in text
+    rich = json.loads((tmp_path / "rich.json").read_text())
+    assert rich["per_device"]["device4"] == {"n": 3, "top1": 66.6667, "top5": 100.0,
+                                             "hits": {"1": 2, "2": 3, "3": 3, "4": 3, "5": 3}}
+    assert rich["n"] == 6 and rich["provenance"]["output_dtype"] == "fp16"
+    assert rich["provenance"]["devices"] == ["device4", "device5"]
+
+
+def test_cli_without_labels_is_an_error_for_a_result_folder(tmp_path):
+    stems, logits, _ = _diagonal(2)
+    folder = write_ais_bench(tmp_path / "r", stems, logits, "txt")
+    code, text = _score_cli("--model", "inception_v4", "--results", str(folder))
+    assert code == 2 and "--labels is needed for this result folder" in text
+
+
+def test_one_multi_device_run_split_over_two_timestamps_is_one_run(tmp_path):
+    # ais_bench 2023 takes the timestamp per device: the clock may tick between device 0 and device 1
+    stems, logits, labels = _diagonal(6)
+    out = tmp_path / "out"
+    write_ais_bench(out / "2023_01_03-06_35_53" / "device0", stems[:3], logits[:3], "txt")
+    write_ais_bench(out / "2023_01_03-06_35_54" / "device1", stems[3:], logits[3:], "txt")
+    scored = score_folder(out, labels)
+    assert scored.summary.n == 6 and list(scored.per_device) == ["2023_01_03-06_35_53/device0",
+                                                                "2023_01_03-06_35_54/device1"]
+    assert "one run whose clock ticked between devices" in scored.results.notes[0]
+    write_ais_bench(out / "2023_01_03-06_35_54" / "device0", stems[3:], logits[3:], "txt")   # device0 twice:
+    with pytest.raises(ZoogateError, match="holds 2 ais_bench runs"):                       # two runs after all
+        score_folder(out, labels)

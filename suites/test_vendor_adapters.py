@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import yaml
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
@@ -26,11 +27,14 @@ from hardware.ascend import AscendRunner
 from hardware.base import infer_all
 from hardware.onnxruntime_runner import OnnxRuntimeRunner
 from hardware.vacc import VaccRunner
-from zoogate import detect
+from zoogate import baselines, detect
 from zoogate.compare import compare
 from zoogate.errors import ZoogateError
+from zoogate.preprocess import vdsp
+from zoogate.record import FAIL
 
 DOUBLES = Path(__file__).resolve().parent.parent / "fixtures" / "doubles"
+VDSP_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vdsp_params"
 VENDOR_PACKAGES = ("ais_bench", "vaststreamx")
 SIZE = 16                      # the tiny models' input size
 MEAN, STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
@@ -72,7 +76,7 @@ def vendor_doubles():
 
 # ------------------------------------------------------------------ tiny artifacts
 
-def _tiny_onnx(path: Path, classes: int, seed: int) -> Path:
+def _tiny_onnx(path: Path, classes: int, seed: int, softmax: bool = False) -> Path:
     rng = np.random.default_rng(seed)
     inits = [numpy_helper.from_array(rng.normal(size=(6, 3, 3, 3)).astype(np.float32), "w"),
              numpy_helper.from_array(rng.normal(size=(6,)).astype(np.float32), "b"),
@@ -82,7 +86,9 @@ def _tiny_onnx(path: Path, classes: int, seed: int) -> Path:
              helper.make_node("Relu", ["c"], ["r"]),
              helper.make_node("GlobalAveragePool", ["r"], ["p"]),
              helper.make_node("Flatten", ["p"], ["f"]),
-             helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["class"])]
+             helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits" if softmax else "class"])]
+    if softmax:              # what a vamc build with graph.extra_ops softmax computes
+        nodes.append(helper.make_node("Softmax", ["logits"], ["class"], axis=-1))
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
                                                                              ["batch", 3, SIZE, SIZE])],
                               [helper.make_tensor_value_info("class", TensorProto.FLOAT, ["batch", classes])], inits)
@@ -96,7 +102,8 @@ def _tiny_onnx(path: Path, classes: int, seed: int) -> Path:
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     base = tmp_path_factory.mktemp("tiny-onnx")
-    return {10: _tiny_onnx(base / "tiny10.onnx", 10, 0), 1001: _tiny_onnx(base / "tiny1001.onnx", 1001, 1)}
+    return {10: _tiny_onnx(base / "tiny10.onnx", 10, 0), 1001: _tiny_onnx(base / "tiny1001.onnx", 1001, 1),
+            "softmax": _tiny_onnx(base / "tiny10-softmax.onnx", 10, 0, softmax=True)}
 
 
 def write_double_om(path: Path, onnx_path: Path, bs: int, api: str = "summary", **dtypes) -> Path:
@@ -105,18 +112,47 @@ def write_double_om(path: Path, onnx_path: Path, bs: int, api: str = "summary", 
     return path
 
 
+def vdsp_doc(resize: int = SIZE + 4, out: int = SIZE, norm: str = "DIV255_MINUSMEAN_DIVSTD") -> dict:
+    """A vdsp_params document with the model zoo's key set, at the tiny models' size."""
+    crop = (resize - out) // 2
+    return {"OpType": "FUSION_OP_RGB_RESIZE_CVTCOLOR_CROP_NORM_TENSOR",
+            "OpConfig": {"IimageFormat": "RGB_PLANAR", "IimageWidth": resize, "IimageHeight": resize,
+                         "OimageWidth": out, "OimageHeight": out, "CropX": crop, "CropY": crop,
+                         "ResizeWidth": resize, "ResizeHeight": resize,
+                         "IimageWidthPitch": resize, "IimageHeightPitch": resize, "Mean": MEAN, "Std": STD,
+                         "NormaType": norm, "ColorCvtCode": "NO_CHANGE", "ResizeType": "BILINEAR_CV"}}
+
+
 def write_vacc_build(model_dir: Path, onnx_path: Path, model: str = "tiny", precision: str = "fp16",
-                     resize: int = SIZE + 4, norm: str = "DIV255_MINUSMEAN_DIVSTD") -> Path:
-    build = model_dir / f"{model}-{precision}-none-3_{SIZE}_{SIZE}-vacc"
+                     resize: int = SIZE + 4, norm: str = "DIV255_MINUSMEAN_DIVSTD", name: str | None = None,
+                     vdsp_name: str | None = None) -> Path:
+    """A double VACC build; with ``name`` as vamc compile lays it out (DIR/deploy_weights/<name>/mod.*), else
+    the <model>-<precision>-*-vacc/<model> layout. The vdsp params go to DIR/<vdsp_name or model-vdsp_params.json>."""
+    if name is None:
+        build = model_dir / f"{model}-{precision}-none-3_{SIZE}_{SIZE}-vacc"
+        stem = model
+    else:
+        build, stem = model_dir / "deploy_weights" / name, "mod"
     build.mkdir(parents=True, exist_ok=True)
-    (build / f"{model}.zoogate-double.json").write_text(json.dumps({"zoogate_double": "vacc", "onnx": str(onnx_path)}))
-    crop = (resize - SIZE) // 2
-    vdsp = {"OpType": "FUSION_OP_RGB_RESIZE_CVTCOLOR_CROP_NORM_TENSOR",
-            "OpConfig": {"IimageFormat": "RGB_PLANAR", "ResizeWidth": resize, "ResizeHeight": resize,
-                         "OimageWidth": SIZE, "OimageHeight": SIZE, "CropX": crop, "CropY": crop, "Mean": MEAN,
-                         "Std": STD, "NormaType": norm, "ColorCvtCode": "NO_CHANGE", "ResizeType": "BILINEAR_CV"}}
-    (model_dir / f"{model}-vdsp_params.json").write_text(json.dumps(vdsp))
+    (build / f"{stem}.zoogate-double.json").write_text(json.dumps({"zoogate_double": "vacc", "onnx": str(onnx_path)}))
+    (model_dir / (vdsp_name or f"{model}-vdsp_params.json")).write_text(json.dumps(vdsp_doc(resize, norm=norm)))
     return build
+
+
+def write_build_yaml(path: Path, name: str, dtype: str = "fp16", softmax: bool = True, size: int = SIZE) -> Path:
+    """A vamc build config with the model zoo's keys (its build_in/build/*.yaml)."""
+    doc = {"name": name,
+           "frontend": {"shape": {"input": [1, 3, size, size]}, "type": "onnx", "checkpoint": "/path/to/m.onnx",
+                        "dtype": "fp32"},
+           "backend": {"type": "tvm_vacc", "dtype": dtype, "compile": {"cluster_mode": 0},
+                       "quantize": {"calibrate_mode": "percentile", "quantize_per_channel": True}},
+           "dataset": {"type": "tvm", "path": "/path/to/ILSVRC2012_img_calib",
+                       "sampler": {"suffix": "JPEG", "get_data_num": 50}, "process_ops": []},
+           "workspace": {"path": "./deploy_weights/"}}
+    if softmax:
+        doc["graph"] = {"extra_ops": {"type": "softmax"}}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def pixels(n: int, seed: int = 3, size: int = SIZE) -> np.ndarray:
@@ -180,7 +216,8 @@ def test_ascend_passes_the_runner_contract(vendor_doubles, tiny_models, tmp_path
 
 
 @pytest.mark.parametrize("api, timing, release", [("summary", "summary", "free_resource"),
-                                                  ("sumary", "sumary", "finalize")])
+                                                  ("sumary", "sumary", "finalize")],
+                         ids=["ais_bench-2025", "ais_bench-2023"])
 def test_ascend_device_time_from_summary_or_sumary(vendor_doubles, tiny_models, tmp_path, api, timing, release):
     runner = AscendRunner().load(write_double_om(tmp_path / "m.om", tiny_models[10], 2, api=api), 2)
     session = runner.session
@@ -195,6 +232,29 @@ def test_ascend_device_time_from_summary_or_sumary(vendor_doubles, tiny_models, 
     assert session._freed and hasattr(session, release)
     with pytest.raises(RuntimeError, match="closed or not loaded"):
         runner.infer(normalised(pixels(1)))
+    # 2025's finalize() would release AscendCL for the whole process: close() must not have called it
+    AscendRunner().load(write_double_om(tmp_path / "again.om", tiny_models[10], 2, api=api), 2).close()
+
+
+def test_ais_bench_double_keeps_the_release_differences(vendor_doubles, tiny_models, tmp_path):
+    """The double is as strict as each release: no out_array in 2023, a process-wide finalize() in 2025,
+    device_id an int, only mode 'static'."""
+    from ais_bench.infer.interface import InferSession
+
+    x = np.ascontiguousarray(normalised(pixels(2)))
+    old = InferSession(0, str(write_double_om(tmp_path / "old.om", tiny_models[10], 2, api="sumary")))
+    with pytest.raises(TypeError, match="out_array"):
+        old.infer([x], mode="static", out_array=True)
+    assert not hasattr(old, "free_resource") and not hasattr(old, "summary")
+    new = InferSession(0, str(write_double_om(tmp_path / "new.om", tiny_models[10], 2)))
+    assert new.infer([x], mode="static", out_array=True)[0].shape == (2, 10)
+    with pytest.raises(NotImplementedError, match="only mode='static'"):
+        new.infer([x], mode="dynbatch")
+    with pytest.raises(TypeError, match="is not a integer"):
+        InferSession("0", str(tmp_path / "new.om"))
+    new.finalize()
+    with pytest.raises(RuntimeError, match="finalized for this process"):
+        InferSession(0, str(tmp_path / "new.om"))
 
 
 def test_ascend_dtypes_float16_in_and_out(vendor_doubles, tiny_models, tmp_path):
@@ -315,14 +375,14 @@ def test_find_om_ambiguous_suffixes(tmp_path):
         find_om(tmp_path, "m", 2)
 
 
-def test_find_vacc_naming_convention(tmp_path, tiny_models):
+def test_find_vacc_legacy_naming_convention(tmp_path, tiny_models):
     with pytest.raises(ArtifactMissing) as err:
         find_vacc(tmp_path, "tiny")
-    assert "tiny-fp16-*-vacc/tiny.*" in str(err.value) and "vamc build" in str(err.value)
+    assert "tiny-fp16-*-vacc/tiny.*" in str(err.value) and "vamc compile <build>.yaml" in str(err.value)
     build = write_vacc_build(tmp_path, tiny_models[10])
     art = find_vacc(tmp_path, "tiny")
     assert art.prefix == build / "tiny" and art.vdsp_params.name == "tiny-vdsp_params.json"
-    assert art.precision == "fp16"
+    assert art.precision == "fp16" and art.build is None
     with pytest.raises(ArtifactMissing, match="tiny-int8-"):
         find_vacc(tmp_path, "tiny", "int8")
     (tmp_path / "tiny-vdsp_params.json").rename(tmp_path / "timm-tiny-vdsp_params.json")   # model-zoo naming
@@ -333,7 +393,154 @@ def test_find_vacc_naming_convention(tmp_path, tiny_models):
     assert artifacts.vacc_build_glob("inception_v4", "int8") == "inception_v4-int8-*-vacc"
 
 
+def test_find_vacc_vamc_compile_layout(tmp_path, tiny_models):
+    """vamc compile writes deploy_weights/<name>/mod.*; <name> is the model zoo's build name for the model."""
+    with pytest.raises(ArtifactMissing) as err:
+        find_vacc(tmp_path, "inception_v4", "int8")
+    msg = str(err.value)
+    assert str(tmp_path / "deploy_weights" / "timm_inceptionv4_int8" / "mod.*") in msg
+    assert str(tmp_path / "timm_inceptionv4_int8" / "mod.*") in msg
+    assert "vamc compile <build>.yaml" in msg and "timm_inceptionv4.yaml with name: timm_inceptionv4_int8" in msg
+    build = write_vacc_build(tmp_path, tiny_models[10], name="timm_inceptionv4_int8",
+                             vdsp_name="timm-inception_v4-vdsp_params.json")
+    art = find_vacc(tmp_path, "inception_v4", "int8")
+    assert art.prefix == build / "mod" and art.precision == "int8"
+    assert art.vdsp_params == tmp_path / "timm-inception_v4-vdsp_params.json"
+    with pytest.raises(ArtifactMissing, match="timm_inceptionv4_fp16"):
+        find_vacc(tmp_path, "inception_v4")                           # fp16 by default: another build
+    # the vdsp params beside the model files, under the model zoo's name, win over DIR's
+    beside = build / "timm-inception_v4-vdsp_params.json"
+    beside.write_text(json.dumps(vdsp_doc()))
+    assert find_vacc(tmp_path, "inception_v4", "int8").vdsp_params == beside
+    # --model-dir may be the deploy_weights folder itself
+    assert find_vacc(tmp_path / "deploy_weights", "inception_v4", "int8").prefix == build / "mod"
+    # two layouts holding the same build name: ambiguous
+    write_vacc_build(tmp_path / "deploy_weights", tiny_models[10], name="timm_inceptionv4_int8")
+    with pytest.raises(ZoogateError, match="several VACC builds"):
+        find_vacc(tmp_path / "deploy_weights", "inception_v4", "int8")
+
+
+def test_vacc_build_names_come_from_the_build_model_table():
+    from zoogate.vamc import BUILD_MODELS
+
+    for base, model in BUILD_MODELS.items():
+        assert f"{base}_int8" in artifacts.vacc_build_names(model, "int8")
+    assert artifacts.vacc_build_names("inception_v4", "fp16") == ["timm_inceptionv4_fp16"]
+    assert artifacts.vacc_build_names("iresnet50", "int8") == ["official_iresnet_int8"]
+    assert artifacts.vacc_build_names("iresnet101", "fp16") == []         # the model zoo builds iresnet50 only
+    known = baselines.load_all()
+    assert set(BUILD_MODELS.values()) <= set(known) and set(artifacts.VDSP_PARAMS_NAMES) <= set(known)
+
+
+def test_find_vacc_picks_the_models_own_vdsp_params(tmp_path, tiny_models):
+    """timm- and ppcls-inception_v4 side by side: each registry model gets the model zoo's file for it."""
+    write_vacc_build(tmp_path, tiny_models[10], name="timm_inceptionv4_fp16",
+                     vdsp_name="timm-inception_v4-vdsp_params.json")
+    write_vacc_build(tmp_path, tiny_models[10], name="ppcls_inceptionv4_fp16",
+                     vdsp_name="ppcls-inception_v4-vdsp_params.json")
+    assert find_vacc(tmp_path, "inception_v4").vdsp_params.name == "timm-inception_v4-vdsp_params.json"
+    assert find_vacc(tmp_path, "inception_v4_ppcls").vdsp_params.name == "ppcls-inception_v4-vdsp_params.json"
+    explicit = tmp_path / "mine.json"
+    explicit.write_text(json.dumps(vdsp_doc()))
+    assert find_vacc(tmp_path, "inception_v4", vdsp_params=explicit).vdsp_params == explicit
+    with pytest.raises(ZoogateError, match="vdsp params file not found") as err:
+        find_vacc(tmp_path, "inception_v4", vdsp_params=tmp_path / "typo.json")
+    assert not isinstance(err.value, ArtifactMissing)                  # a user's path: an error, never a skip
+
+
+def test_find_vacc_with_a_build_config(tmp_path, tiny_models):
+    from zoogate.vamc import load_build_config
+
+    build = write_vacc_build(tmp_path, tiny_models[10], name="my_v4_int8",
+                             vdsp_name="timm-inception_v4-vdsp_params.json")
+    config = load_build_config(write_build_yaml(tmp_path / "timm_inceptionv4.yaml", "my_v4_int8", dtype="int8"))
+    art = find_vacc(tmp_path, "inception_v4", build=config)
+    assert art.prefix == build / "mod" and art.precision == "int8" and art.build is config
+    with pytest.raises(ZoogateError, match="precision=fp16 but the build config's backend.dtype is int8"):
+        find_vacc(tmp_path, "inception_v4", "fp16", build=config)
+    iresnet = load_build_config(write_build_yaml(tmp_path / "official_iresnet.yaml", "official_iresnet_fp16"))
+    with pytest.raises(ArtifactMissing, match="is for iresnet50, not inception_v4"):
+        find_vacc(tmp_path, "inception_v4", build=iresnet)
+    missing = load_build_config(write_build_yaml(tmp_path / "other.yaml", "not_compiled_fp16"))
+    with pytest.raises(ArtifactMissing) as err:
+        find_vacc(tmp_path, "inception_v4", build=missing)
+    assert str(tmp_path / "deploy_weights" / "not_compiled_fp16" / "mod.*") in str(err.value)
+    assert "vamc compile" in str(err.value) and "-vacc/" not in str(err.value)   # a build yaml names the build
+
+
+def test_loader_passes_the_vacc_build_and_vdsp_options(tmp_path, tiny_models, request):
+    from zoogate.plugin.runners import RunnerLoader
+
+    write_vacc_build(tmp_path, tiny_models[10], name="my_v4_fp16", vdsp_name="somewhere.json")
+    yaml_path = write_build_yaml(tmp_path / "b.yaml", "my_v4_fp16")
+    loader = RunnerLoader(request.config, zoo=None)
+    loader.model_dir = tmp_path
+    options = {"build": str(yaml_path), "vdsp_params": str(tmp_path / "somewhere.json")}
+    art = loader.artifact("inception_v4", "vacc", 2, options)
+    assert art.build.name == "my_v4_fp16" and art.build.softmax and art.vdsp_params.name == "somewhere.json"
+    with pytest.raises(pytest.skip.Exception, match="timm_inceptionv4_fp16"):
+        loader.artifact("inception_v4", "vacc", 2, {})
+
+
 # ------------------------------------------------------------------ VACC
+
+def test_vsx_double_is_the_sample_api_and_nothing_more(vendor_doubles, tiny_models, tmp_path):
+    """The vsx calls of the model zoo's classification.py work on the double; others fail loudly."""
+    import vaststreamx as vsx
+
+    build = write_vacc_build(tmp_path, tiny_models[10], name="tiny_fp16")
+    assert vsx.set_device(0) == 0 and vsx.set_device(5) != 0
+    model = vsx.Model(str(build / "mod"), 2)
+    n, c, h, w = model.input_shape[0]                  # a list of NCHW shapes, one per input
+    assert (c, h, w) == (3, SIZE, SIZE)
+    with pytest.raises(ValueError):
+        c, h, w = model.input_shape[0]                 # a runner reading (c, h, w) breaks here
+    for missing in ("GraphOutputType", "TypeFlag"):
+        with pytest.raises(AttributeError, match=rf"\[DOUBLE\] vaststreamx.{missing} is not doubled"):
+            getattr(vsx, missing)
+    with pytest.raises(TypeError):
+        vsx.Graph("GRAPH_OUTPUT_TYPE_NCHW_HOST")
+    fusion_op = vsx.Operator.load_ops_from_json_file(str(tmp_path / "tiny-vdsp_params.json"))[0]
+    graph, model_op = vsx.Graph(), vsx.ModelOperator(model)
+    graph.add_operators(model_op, fusion_op)           # the wrong order
+    stream = vsx.Stream(graph, vsx.StreamBalanceMode.ONCE)
+    stream.register_operator_output(model_op)
+    with pytest.raises(RuntimeError, match=r"add_operators\(fusion_op, model_op\)"):
+        stream.build()
+    graph = vsx.Graph()
+    graph.add_operators(fusion_op, model_op)
+    stream = vsx.Stream(graph, vsx.StreamBalanceMode.ONCE)
+    stream.register_operator_output(model_op)
+    stream.build()
+    img = vsx.create_image(pixels(1)[0], vsx.ImageFormat.RGB_PLANAR, SIZE, SIZE, 0)
+    out = stream.run_sync([img, img])
+    assert vsx.as_numpy(out[0][0])[0].astype(np.float32).shape == (10,)
+    with pytest.raises(RuntimeError, match="before close_input"):
+        stream.wait_until_done()
+    stream.close_input()
+    stream.wait_until_done()
+    with pytest.raises(RuntimeError, match="after close_input"):
+        stream.run_sync([img, img])
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in VDSP_FIXTURES.iterdir()))
+def test_vsx_double_accepts_every_model_zoo_vdsp_file(vendor_doubles, name):
+    import vaststreamx as vsx
+
+    ops = vsx.Operator.load_ops_from_json_file(str(VDSP_FIXTURES / name))
+    assert len(ops) == 1
+
+
+def test_vsx_double_rejects_a_key_it_does_not_know(vendor_doubles, tmp_path):
+    import vaststreamx as vsx
+
+    doc = vdsp_doc()
+    doc["OpConfig"]["IimageWidthPich"] = SIZE + 4
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(RuntimeError, match=r"keys not doubled: \['IimageWidthPich'\]"):
+        vsx.Operator.load_ops_from_json_file(str(path))
+
 
 def test_vacc_tensor_path_float16_to_float32_and_padding(vendor_doubles, tiny_models, tmp_path):
     write_vacc_build(tmp_path, tiny_models[10])
@@ -344,6 +551,36 @@ def test_vacc_tensor_path_float16_to_float32_and_padding(vendor_doubles, tiny_mo
     np.testing.assert_array_equal(out, out.astype(np.float16).astype(np.float32))   # the card's float16, widened
     assert runner._streams["tensor"][0].batches_seen == [4, 4]                       # static batch, tail padded
     assert compare(ort_logits(tiny_models[10], x), out, "fp16").passed
+
+
+def test_vacc_tensor_path_feeds_the_size_it_says(vendor_doubles, tiny_models, tmp_path):
+    """The identity vdsp config describes the image actually fed (Iimage* = Oimage size), not the build's 20 px."""
+    write_vacc_build(tmp_path, tiny_models[10], resize=SIZE + 4)
+    runner = VaccRunner().load(find_vacc(tmp_path, "tiny"), 2)
+    runner.infer(normalised(pixels(2)))
+    identity = json.loads(runner._identity_vdsp().read_text())
+    assert list(identity["OpConfig"]) == list(vdsp_doc()["OpConfig"])                 # the model zoo's key set
+    cfg = identity["OpConfig"]
+    assert {cfg[k] for k in ("IimageWidth", "IimageHeight", "IimageWidthPitch", "IimageHeightPitch",
+                             "ResizeWidth", "ResizeHeight", "OimageWidth", "OimageHeight")} == {SIZE}
+    assert (cfg["CropX"], cfg["CropY"], cfg["Mean"], cfg["Std"]) == (0, 0, MEAN, STD)
+    fed, build = vdsp.parse_params(identity), runner.vdsp
+    assert (build.image_width, build.resize_width, build.crop_x) == (SIZE + 4, SIZE + 4, 2)    # the build's own
+    assert (fed.norm_type, fed.color_cvt, fed.resize_type) == (build.norm_type, build.color_cvt, build.resize_type)
+
+
+def test_vacc_close_follows_the_sample(vendor_doubles, tiny_models, tmp_path):
+    write_vacc_build(tmp_path, tiny_models[10])
+    runner = VaccRunner().load(find_vacc(tmp_path, "tiny"), 2)
+    runner.infer(normalised(pixels(2)))
+    runner.infer_images([pixels(1, size=30)[0]])
+    streams = [s for s, _ in runner._streams.values()]
+    assert len(streams) == 2 and all(s._mode.name == "ONCE" for s in streams)
+    runner.close()
+    assert all(s._input_closed and s._done for s in streams)      # close_input(), then wait_until_done()
+    runner.close()                                                 # safe twice
+    with pytest.raises(RuntimeError, match=r"load\(\) the build"):
+        runner.infer(normalised(pixels(1)))
 
 
 def test_vacc_passes_the_runner_contract(vendor_doubles, tiny_models, tmp_path):
@@ -358,6 +595,27 @@ def test_vacc_passes_the_runner_contract(vendor_doubles, tiny_models, tmp_path):
                                               source="ONNX Runtime CPU")]
     assert all(r.passed for r in records), "\n".join(r.explain() for r in records)
     assert records[4].tolerance.startswith("fp16")
+
+
+@pytest.mark.parametrize("softmax_in_yaml", [True, False], ids=["yaml-says-softmax", "yaml-without-softmax"])
+def test_vacc_softmax_build_is_compared_with_softmax_of_the_reference(vendor_doubles, tiny_models, tmp_path,
+                                                                      softmax_in_yaml):
+    """A build with graph.extra_ops softmax outputs probabilities; the agreement check softmaxes the eager
+    logits for it. Planted: the same softmax build whose yaml does not say so is compared with logits, and fails."""
+    write_vacc_build(tmp_path, tiny_models["softmax"], name="my_v4_fp16", vdsp_name="tiny-vdsp_params.json")
+    yaml_path = write_build_yaml(tmp_path / "b.yaml", "my_v4_fp16", softmax=softmax_in_yaml)
+    runner = VaccRunner(build=yaml_path).load((tmp_path / "deploy_weights" / "my_v4_fp16" / "mod",
+                                               tmp_path / "tiny-vdsp_params.json"), 4)
+    assert runner.outputs == ("probabilities" if softmax_in_yaml else "logits")
+    x = normalised(pixels(6))
+    record = contract.check_eager_agreement(runner, x, ort_logits(tiny_models[10], x), model="tiny",
+                                            source="ONNX Runtime CPU")
+    if softmax_in_yaml:
+        assert record.passed, record.explain()
+        assert "softmax(reference logits)" in record.reason
+    else:
+        assert record.status == FAIL, record.explain()
+        assert "probabilities from a build with a softmax?" in record.reason
 
 
 def test_vacc_images_go_through_the_builds_vdsp_geometry(vendor_doubles, tiny_models, tmp_path):
@@ -390,9 +648,13 @@ def test_vacc_error_paths(vendor_doubles, tiny_models, tmp_path):
     with pytest.raises(ZoogateError, match="not valid JSON") as err:
         VaccRunner().load((art.prefix, bad), 4)
     assert str(bad) in str(err.value)
-    bad.write_text(json.dumps({"OpType": "X", "OpConfig": {"Mean": [0.5, 0.5], "Std": STD, "OimageWidth": 16,
-                                                           "OimageHeight": 16}}))
+    doc = vdsp_doc()
+    doc["OpConfig"]["Mean"] = [0.5, 0.5]
+    bad.write_text(json.dumps(doc))
     with pytest.raises(ZoogateError, match="OpConfig.Mean: expected 3 numbers"):
+        VaccRunner().load((art.prefix, bad), 4)
+    bad.write_text(json.dumps(vdsp_doc(resize=24, out=20)))         # another model's geometry
+    with pytest.raises(ZoogateError, match=r"takes input \[3, 16, 16\], the vdsp params give \[3, 20, 20\]"):
         VaccRunner().load((art.prefix, bad), 4)
     other = tmp_path / "other"
     write_vacc_build(other, tiny_models[10], norm="MINUSMEAN_DIVSTD")

@@ -147,3 +147,86 @@ def test_summary_files_are_recognised_for_scorers_to_skip(tmp_path):
     assert not vendor_cli.is_summary_file("out/ILSVRC2012_val_00000001_0.txt")
     with pytest.raises(ZoogateError, match="not a directory"):
         vendor_cli.find_summaries(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- multi-device runs (--device 0,1)
+
+# 2023: the per-device lines are bare prints; each device's own run logs its summary before them.
+MULTI_2023 = """\
+[INFO] multidevice:[1, 2] run begin
+[INFO] throughput 1000*batchsize.mean(1)/NPU_compute_time.mean(3.5538000106811523): 281.38893494131406
+[INFO] throughput 1000*batchsize.mean(1)/NPU_compute_time.mean(3.6741): 276.5487111085682
+[INFO] multidevice run end qsize:4 result:1
+i:0 device_1 throughput:281.38893494131406 start_time:1676875630.804429 end_time:1676875630.8303885
+i:1 device_2 throughput:276.5487111085682 start_time:1676875630.8043716 end_time:1676875630.8308408
+[INFO] summary throughput:557.9376460498822
+"""
+# 2025: through the logger, with 17 spaces between the throughput and start_time.
+MULTI_2025 = ("[INFO] i:1 device_3 throughput:500.25" + " " * 17 + "start_time:1700000000.5 end_time:1700000010.25\n"
+              "[INFO] i:0 device_2 throughput:499.75" + " " * 17 + "start_time:1700000000.25 end_time:1700000010.5\n"
+              "[INFO] summary throughput:1000.0\n")
+
+
+def test_a_2023_multi_device_log_is_read_per_device_and_summed(tmp_path):
+    log = tmp_path / "multi.log"
+    log.write_text(MULTI_2023)
+    parsed = vendor_cli.read_log(log)
+    assert parsed.multi_device and [(d.index, d.device) for d in parsed.devices] == [(0, 1), (1, 2)]
+    assert [d.fps for d in parsed.devices] == [281.38893494131406, 276.5487111085682]     # never the end_time
+    assert parsed.devices[0].end_time == 1676875630.8303885 and parsed.devices[0].line_no == 5
+    assert parsed.summary_fps == 557.9376460498822 and parsed.summed_fps == parsed.summary_fps == parsed.fps
+    assert [r.fps for r in parsed.runs] == [281.38893494131406, 276.5487111085682]      # each device's own summary
+    assert vendor_cli.throughput_from_text(MULTI_2023).fps == 276.5487111085682
+
+
+def test_a_2025_multi_device_log_with_the_logger_prefix_and_spaces():
+    parsed = vendor_cli.log_from_text(MULTI_2025)
+    assert [(d.index, d.device, d.fps) for d in parsed.devices] == [(0, 2, 499.75), (1, 3, 500.25)]
+    assert parsed.fps == 1000.0 and parsed.runs == ()
+    with pytest.raises(ZoogateError, match="it holds a multi-device run"):
+        vendor_cli.throughput_from_text(MULTI_2025)
+
+
+def test_device_and_summary_lines_are_not_single_device_throughputs():
+    line = "i:0 device_1 throughput:281.38893494131406 start_time:1676875630.804429 end_time:1676875630.8303885"
+    assert vendor_cli.parse_throughput_line(line) is None
+    assert vendor_cli.parse_throughput_line("[INFO] summary throughput:557.93") is None
+    assert vendor_cli.parse_device_line(line).fps == 281.38893494131406
+    assert vendor_cli.parse_summary_line("[INFO] summary throughput:557.93") == 557.93
+    assert vendor_cli.log_from_text(LOG).devices == () and vendor_cli.log_from_text(LOG).fps == 1498.5
+
+
+def test_the_last_complete_block_counts():
+    text = MULTI_2023 + MULTI_2025
+    assert vendor_cli.log_from_text(text).fps == 1000.0
+    interrupted = vendor_cli.log_from_text(MULTI_2025 + MULTI_2023.splitlines(keepends=True)[4])
+    assert interrupted.fps == 1000.0 and "have no summary line after them" in interrupted.notes[0]
+
+
+@pytest.mark.parametrize("text, problem", [
+    (MULTI_2025.replace("summary throughput:1000.0", "summary throughput:1200.0"),
+     "line 3: summary throughput 1200.0 is not the sum of its 2 device lines"),
+    (MULTI_2025.rsplit("\n", 2)[0] + "\n", "2 per-device throughput line\\(s\\) from line 1 but no '\\[INFO\\] summary"),
+    (MULTI_2025.replace("i:0 device_2", "i:1 device_2"), "line 2: device line i:1 again \\(first on line 1\\)"),
+    (MULTI_2025.replace("throughput:500.25", "throughput:fast"), "line 1: device throughput 'fast' is not a number"),
+    (MULTI_2025.replace("end_time:1700000010.25", "end_time:1699999999.0"), "line 1: end_time .* before start_time"),
+    ("[INFO] i:0 device_1 throughput:3.0\n", "line 1: per-device line is not"),
+    ("[INFO] summary throughput:3.0\n", "line 1: summary throughput line without per-device lines"),
+], ids=["sum", "no-summary", "same-index", "fps-text", "time-order", "no-times", "summary-alone"])
+def test_malformed_multi_device_logs_name_file_and_line(tmp_path, text, problem):
+    log = tmp_path / "bad.log"
+    log.write_text(text)
+    with pytest.raises(ZoogateError, match=problem) as err:
+        vendor_cli.read_log(log)
+    assert str(log) in str(err.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(fps=st.lists(st.floats(min_value=0, max_value=1e5, allow_nan=False), min_size=1, max_size=8),
+       style=st.sampled_from(["2023", "2025"]))
+def test_any_printed_multi_device_run_round_trips(fps, style):
+    prefix, gap = ("", " ") if style == "2023" else ("[INFO] ", " " * 17)
+    lines = [f"{prefix}i:{i} device_{i + 4} throughput:{v}{gap}start_time:1.5 end_time:2.5" for i, v in enumerate(fps)]
+    text = "\n".join(lines + [f"[INFO] summary throughput:{sum(fps)}"])
+    parsed = vendor_cli.log_from_text(text)
+    assert [d.fps for d in parsed.devices] == fps and parsed.fps == sum(fps)

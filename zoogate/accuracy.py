@@ -461,19 +461,22 @@ def offline_runner_name(scored) -> str:
 
 
 def score_offline(model: str, results, labels, *, fmt: str = "auto", datalist=None, row: str | None = None,
-                  allow_subset: bool = False):
+                  allow_subset: bool = False, pick: str | None = None, output_dtype: str | None = None,
+                  class_list=None):
     """Score a device's result folder against a label file and gate it: (ScoredRun, [GateRecord]).
 
     Gates: documented top-1 and top-5 of the claimed row (subset-aware), and the label-offset check.
+    `labels` may be None for a Relay top-k TXT (ground truth from each image's synset folder).
     """
     from zoogate.datasets import labels_by_stem
     from zoogate.results import score_folder
 
     mb = baselines.model(model)
     mb.row(row)                                   # an unknown row is a user error before any reading
-    label_map, label_source = labels_by_stem(labels)
+    label_map, label_source = labels_by_stem(labels) if labels is not None else (None, "")
     scored = score_folder(results, label_map, fmt=fmt, datalist=datalist, allow_subset=allow_subset,
-                          labels_source=str(label_source))
+                          labels_source=str(label_source), pick=pick, output_dtype=output_dtype,
+                          class_list=class_list)
     name = offline_runner_name(scored)
     summary = scored.summary
     records = [documented_gate(model, summary, "top1", row, runner=name),

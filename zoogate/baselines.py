@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,10 @@ _ROW_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "fps": ((dict,), False),
     "train_fps": ((dict,), False),
     "informational": ((bool,), False),
+    "preprocess_variant": ((str,), False),
 }
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+VARIANT_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class HardwareRow:
     fps: dict[int, float] = field(default_factory=dict)
     train_fps: dict[int, float] = field(default_factory=dict)
     informational: bool = False
+    # the preprocessing that produced the row's numbers (a zoogate.preprocess variant name, e.g. the card's
+    # own path for a device row); None: the model's documented pipeline
+    preprocess_variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,12 +232,16 @@ def _parse_row(raw: dict, file: Path, prefix: str) -> HardwareRow:
     for key in ("top1", "top5"):
         if key in raw and not 0 <= raw[key] <= 100:
             raise ZoogateError(f"{prefix}.{key}: {raw[key]} is not a percentage", _where(file))
+    variant = raw.get("preprocess_variant")
+    if variant is not None and not VARIANT_NAME.fullmatch(variant):
+        raise ZoogateError(f"{prefix}.preprocess_variant: {variant!r} is not a variant name (lower-case words "
+                           f"joined by '-', e.g. 'vacc-vsx')", _where(file))
     return HardwareRow(id=raw["id"], hardware=raw["hardware"], framework=raw["framework"], source=raw["source"],
                        runner=raw.get("runner"), top1=raw.get("top1"), top5=raw.get("top5"),
                        num_classes=raw.get("num_classes"),
                        fps=_number_map(raw.get("fps", {}), file, f"{prefix}.fps"),
                        train_fps=_number_map(raw.get("train_fps", {}), file, f"{prefix}.train_fps"),
-                       informational=raw.get("informational", False))
+                       informational=raw.get("informational", False), preprocess_variant=variant)
 
 
 def _read_toml(file: Path) -> dict:

@@ -28,6 +28,7 @@ from PIL import Image
 from zoogate import synthetic
 from zoogate.errors import ZoogateError
 from zoogate.images import IMAGE_SUFFIXES
+from zoogate.labelmap import LabelMap
 
 LABEL_FILE = "val_label.txt"
 IMAGE_DIR = "val"
@@ -289,13 +290,22 @@ def open_dataset(path: str | os.PathLike, *, labels: str | os.PathLike | None = 
     return ds.subset(limit)
 
 
-def labels_by_stem(path: str | os.PathLike, num_classes: int = 1000) -> tuple[dict[str, int], Path]:
-    """Labels for offline scoring: a val_label.txt, or a dataset folder (labels of its images)."""
+def labels_by_stem(path: str | os.PathLike, num_classes: int = 1000) -> tuple[LabelMap, Path]:
+    """Labels for offline scoring: a val_label.txt, or a dataset folder (labels of its images).
+
+    Keyed by file stem; each key remembers its line or file, so that ``labelmap.first_dot_keys`` (the
+    ais_bench view) can name both lines of a collision."""
     p = Path(path)
     if p.is_dir():
         ds = open_dataset(p, num_classes=num_classes)
-        return {it.stem: it.label for it in ds.items}, (ds.label_file or ds.root)
-    return {stem: e.label for stem, e in read_label_file(p, num_classes).items()}, p
+        source = ds.label_file or ds.root
+        if ds.label_file is not None:
+            entries = read_label_file(ds.label_file, num_classes)
+            origin = {stem: f"line {e.line} {e.name!r}" for stem, e in entries.items()}
+            return LabelMap(((it.stem, it.label, origin.get(it.stem, it.name)) for it in ds.items), source), source
+        return LabelMap(((it.stem, it.label, it.name) for it in ds.items), source, classes=ds.classes), source
+    entries = read_label_file(p, num_classes)
+    return LabelMap(((stem, e.label, f"line {e.line} {e.name!r}") for stem, e in entries.items()), p), p
 
 
 # ---------------------------------------------------------------- writing a generated set

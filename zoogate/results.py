@@ -1,12 +1,15 @@
 """Readers for a device's result folder, and scoring them against labels (offline accuracy).
 
-Formats (reference/hardware.md):
-- ais_bench ``--outfmt TXT|BIN|NPY``: ``<input stem>_<output index>.<ext>`` per input file; output 0 is
-  scored, other outputs and ``*_summary.json`` are skipped. TXT = rows of ``%f`` values, space separated,
-  trailing space; like the ModelZoo postprocess we read the first row. BIN = raw float32 (class count from
-  the size: 4000 or 4004 bytes). NPY = ``np.save``.
+Formats:
+- ais_bench ``--outfmt TXT|BIN|NPY``: ``<input name cut at its first dot>_<output index>.<ext>`` per input
+  file; output 0 is scored, other outputs and ``*_summary.json`` (beside, or inside as ``_summary.json``)
+  are skipped. TXT = rows of ``%f`` values, space separated, trailing space; like the ModelZoo postprocess
+  we read the first row. BIN = the raw output dtype (dtype and class count from the size), NPY = ``np.save``.
+  Timestamp folders and multi-device runs: zoogate.results_ais.
 - vamp ``--path_output``: one ``.npz`` per image, key ``output_0``, shape (1, C); paired with the
-  ``--datalist`` input list by stem when the names carry it, else i-th sorted output <-> i-th datalist line.
+  ``--datalist`` input list by stem when the names carry it, else by position: outputs in NUMERIC order of
+  their names <-> datalist lines (a warning when that differs from plain sorted order).
+- the VACC Relay top-k TXT (one file, 5 lines per image): zoogate.results_vacc.
 - plain arrays: per-image ``<stem>.npy`` files, or one (N, C) ``.npy`` file + an order file (one image name
   per line, row order) given as the datalist.
 
@@ -17,7 +20,6 @@ files, an unreadable file or a pickled array is a ZoogateError naming the file.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import zipfile
@@ -27,13 +29,16 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from zoogate import results_ais
 from zoogate.errors import ZoogateError
+from zoogate.labelmap import first_dot, first_dot_collision, first_dot_index
 from zoogate.metrics import BACKGROUND_CLASSES, IMAGENET_CLASSES, AccuracySummary, TopkCounter, describe_classes
+from zoogate.results_txt import read_txt_rows
+from zoogate.vendor_writers import write_ais_bench, write_ais_bench_devices, write_vamp  # noqa: F401 (re-exported)
 
 FORMATS = ("txt", "bin", "npy", "npz")
 SUMMARY_SUFFIX = "_summary.json"
 CHUNK = 512                      # files scored per step: bounds memory at ~CHUNK x C values
-TXT_GROUP = 32                   # TXT files parsed per vectorised call (small arrays stay in cache: ~2x faster)
 _OUTPUT_SUFFIX = re.compile(r"^(?P<stem>.+)_(?P<index>\d+)$")
 _SHOWN = 5
 
@@ -51,6 +56,9 @@ class ResultSet:
     pairing: str = "by name"
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    bin_dtype: str | None = None               # BIN output dtype (fp16 / fp32 / fp64), from the sizes
+    devices: list[str] = field(default_factory=list)          # multi-device run: device folder names
+    holders: dict[str, tuple[str, ...]] | None = None         # multi-device run: devices holding each image
 
 
 @dataclass
@@ -58,6 +66,8 @@ class ScoredRun:
     summary: AccuracySummary
     results: ResultSet
     labels_source: str = ""
+    per_device: dict[str, AccuracySummary] = field(default_factory=dict)   # multi-device runs
+    by_name: object | None = None             # Relay TXT: results_vacc.NameScore (eval_topk-compatible)
 
     @property
     def classes_assumed(self) -> str:
@@ -65,8 +75,13 @@ class ScoredRun:
 
     def provenance(self) -> dict:
         r = self.results
-        return {"results": str(r.source), "format": r.fmt, "kind": r.kind, "pairing": r.pairing,
-                "files_scored": len(r.stems), "labels": self.labels_source, "notes": list(r.notes)}
+        out = {"results": str(r.source), "format": r.fmt, "kind": r.kind, "pairing": r.pairing,
+               "files_scored": len(r.stems), "labels": self.labels_source, "notes": list(r.notes)}
+        if r.bin_dtype:
+            out["output_dtype"] = r.bin_dtype
+        if r.devices:
+            out["devices"] = list(r.devices)
+        return out
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -74,112 +89,11 @@ def _listing(names: Sequence[str]) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > _SHOWN else "")
 
 
-# ---------------------------------------------------------------- TXT: a vectorised exact parser
-
-_MAX_DIGITS = 15                 # mantissas below 2**53: int -> float64 is exact, one division rounds once
-
-
-def _fixed_point_parse(blob: bytes) -> tuple[np.ndarray, np.ndarray] | None:
-    """Parse whitespace-separated ``[+-]digits.dddddd`` tokens that all have the same number of decimals
-    (what ``%f`` prints), token-parallel in numpy.
-
-    Returns (values float64, token start offsets), bit-identical to ``float(token)``: the digits form an
-    exact int64 mantissa m < 2**53 and the value is m / 10**d, one correctly rounded IEEE division, which
-    is how float() rounds too. Returns None for anything else (exponents, nan, inf, mixed decimals, stray
-    characters, > 15 digits); the caller then parses those lines token by token.
-    """
-    a = np.frombuffer(blob, dtype=np.uint8)
-    # every byte must be whitespace, a digit, '.', '-' or '+' (counted with comparisons: table lookups are slower)
-    is_ws = a <= ord(" ")
-    n_ws = np.count_nonzero(is_ws)
-    n_dots = np.count_nonzero(a == ord("."))
-    n_signs = np.count_nonzero((a == ord("-")) | (a == ord("+")))
-    n_digits = np.count_nonzero((a >= ord("0")) & (a <= ord("9")))
-    if n_ws + n_dots + n_signs + n_digits != a.size:
-        return None
-    if np.count_nonzero((a == 32) | (a == 10) | (a == 13) | (a == 9)) != n_ws:
-        return None                                  # other control characters: let the exact path complain
-    # token ends = whitespace bytes that follow a non-whitespace byte; starts = just after the previous space
-    wspos = np.flatnonzero(is_ws)
-    if a.size and not is_ws[-1]:
-        wspos = np.append(wspos, a.size)             # a token running to the end of the blob
-    prev = np.concatenate(([-1], wspos[:-1]))
-    token = wspos - prev > 1
-    ends, starts = wspos[token], prev[token] + 1
-    n_tok = starts.size
-    if n_tok == 0:
-        return np.zeros(0), starts
-    first_dot = blob.find(b".", int(starts[0]), int(ends[0]))
-    if first_dot < 0:
-        return None
-    decimals = int(ends[0]) - first_dot - 1
-    length = ends - starts
-    signed = (a[starts] == ord("-")) | (a[starts] == ord("+"))
-    int_digits = length - decimals - 1 - signed
-    if decimals < 1 or int_digits.min() < 1 or int_digits.max() + decimals > _MAX_DIGITS:
-        return None
-    # one dot per token, where the first token has it; signs only in front: the rest are digits
-    if (a[ends - decimals - 1] != ord(".")).any() or n_dots != n_tok or n_signs != np.count_nonzero(signed):
-        return None
-    mantissa = np.zeros(n_tok, dtype=np.int64)
-    for j in range(decimals):                                   # fraction digits, right to left
-        mantissa += (a[ends - 1 - j] - 48).astype(np.int64) * 10 ** j
-    for j in range(int(int_digits.max())):                      # integer digits, right to left
-        valid = int_digits > j
-        digit = a[np.where(valid, ends - decimals - 2 - j, 0)].astype(np.int64) - 48
-        mantissa += np.where(valid, digit, 0) * 10 ** (j + decimals)
-    values = mantissa.astype(np.float64) / 10.0 ** decimals
-    neg = a[starts] == ord("-")
-    values[neg] = -values[neg]
-    return values, starts
-
-
-def _parse_line_exact(line: bytes, path: Path) -> np.ndarray:
-    values = []
-    for i, tok in enumerate(line.split()):
-        try:
-            values.append(float(tok))
-        except ValueError:
-            raise ZoogateError(f"value {i + 1} of the first row, {tok[:40]!r}, is not a number", path) from None
-    return np.asarray(values, dtype=np.float64)
-
-
-def _first_line(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise ZoogateError(f"cannot read result file: {exc.strerror}", path) from None
-    return data.split(b"\n", 1)[0]
-
-
-def read_txt_rows(paths: Sequence[Path]) -> list[np.ndarray]:
-    """First row of each ais_bench TXT file as float64 (exactly float() of each printed value)."""
-    rows: list[np.ndarray] = []
-    for lo in range(0, len(paths), TXT_GROUP):
-        group = paths[lo:lo + TXT_GROUP]
-        lines = [_first_line(p) for p in group]
-        blob = b"\n".join(lines)
-        parsed = _fixed_point_parse(blob)
-        if parsed is None:
-            rows.extend(_parse_line_exact(line, p) for line, p in zip(lines, group))
-            continue
-        values, starts = parsed
-        newlines = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == ord("\n"))
-        rows.extend(np.split(values, np.searchsorted(starts, newlines)))     # tokens before each file's end
-    return rows
-
-
 # ---------------------------------------------------------------- BIN / NPY / NPZ
 
-def read_bin(path: Path) -> np.ndarray:
-    try:
-        size = path.stat().st_size
-        if size % 4:
-            raise ZoogateError(f"{size} bytes is not a whole number of float32 values (truncated?)", path)
-        return np.fromfile(path, dtype=np.float32)
-    except OSError as exc:
-        raise ZoogateError(f"cannot read result file: {exc.strerror}", path) from None
+def read_bin(path: Path, dtype: str | None = None) -> np.ndarray:
+    """One ais_bench BIN output: dtype (fp16/fp32/fp64) from the size, or `dtype` when given."""
+    return results_ais.read_bin(Path(path), dtype)
 
 
 def _check_array(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
@@ -225,7 +139,7 @@ def read_npz(path: Path, key: str = "output_0") -> np.ndarray:
     return _check_array(arr, path, key)
 
 
-_SINGLE_READERS: dict[str, Callable[[Path], np.ndarray]] = {"bin": read_bin, "npy": read_npy, "npz": read_npz}
+_SINGLE_READERS: dict[str, Callable[[Path], np.ndarray]] = {"npy": read_npy, "npz": read_npz}
 
 
 # ---------------------------------------------------------------- finding result files
@@ -255,14 +169,45 @@ def _ext(name: str) -> str:
     return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
-def _pick_format(folder: Path, files: list[str], fmt: str, wanted: set) -> str:
+class _Keys:
+    """Matches result file stems to label keys: the whole stem (vamp, per-image npy), or ais_bench's
+    ``<key>_<output index>``, where key is the input name cut at its first dot (labelmap)."""
+
+    def __init__(self, labels: Mapping[str, int], order: list[str] | None):
+        self.source = labels if order is None else dict.fromkeys(order, 0)
+        self.wanted = set(self.source)
+        self.short, self.collisions = first_dot_index(self.source)
+        self.via_suffix = False
+
+    def match(self, file_stem: str) -> tuple[str, int] | None:
+        """(label key, output index) of a result file stem, or None."""
+        if file_stem in self.wanted:
+            return file_stem, 0
+        m = _OUTPUT_SUFFIX.match(file_stem)
+        if m is None:
+            return None
+        if m["stem"] in self.collisions:
+            raise first_dot_collision(self.source, self.collisions[m["stem"]])
+        key = m["stem"] if m["stem"] in self.wanted else self.short.get(m["stem"])
+        if key is None:
+            return None
+        self.via_suffix = True
+        return key, int(m["index"])
+
+    def check_collisions(self) -> None:
+        """ais_bench names cannot tell apart two labels that cut to one key: refuse them."""
+        if self.collisions:
+            raise first_dot_collision(self.source, next(iter(self.collisions.values())))
+
+
+def _pick_format(folder: Path, files: list[str], fmt: str, keys: _Keys) -> str:
     """--format, else the one format whose files name wanted images (else the only format present)."""
     if fmt != "auto":
         if fmt not in FORMATS:
             raise ZoogateError(f"unknown result format {fmt!r}; one of auto, {', '.join(FORMATS)}")
         return fmt
     found = sorted({_ext(n) for n in files} & set(FORMATS))
-    pairing = sorted({_ext(n) for n in files if _ext(n) in FORMATS and _image_stem(n.rsplit(".", 1)[0], wanted)})
+    pairing = sorted({_ext(n) for n in files if _ext(n) in FORMATS and keys.match(n.rsplit(".", 1)[0])})
     if len(pairing) == 1:
         return pairing[0]
     if len(found) == 1:
@@ -297,42 +242,46 @@ def read_datalist(path: str | os.PathLike) -> list[str]:
     return stems
 
 
-def _image_stem(file_stem: str, wanted: Mapping[str, object] | set) -> tuple[str, int] | None:
-    """(image stem, output index) of a result file: the whole stem when it names an image, else <stem>_<i>."""
-    if file_stem in wanted:
-        return file_stem, 0
-    m = _OUTPUT_SUFFIX.match(file_stem)
-    if m and m["stem"] in wanted:
-        return m["stem"], int(m["index"])
-    return None
+@dataclass
+class _Match:
+    fmt: str
+    kind: str
+    by_stem: dict[str, Path]
+    skipped: list[str]
+    pairing: str
+    notes: list[str]
 
 
-def find_results(path: str | os.PathLike, labels: Mapping[str, int], *, fmt: str = "auto",
-                 datalist: str | os.PathLike | None = None, allow_subset: bool = False) -> ResultSet:
-    """Map every labelled image to its result file (or array row); errors name what does not fit."""
-    source = Path(path)
-    if source.is_file() and _ext(source.name) == "npy":
-        return _array_file(source, labels, datalist, allow_subset)
-    files, dirs = _scan(source)
-    candidates = [n for n in files if _ext(n) in FORMATS]
-    notes: list[str] = []
-    if not candidates and len(dirs) == 1:
-        # ais_bench without --output_dirname writes OUT/<timestamp>/: accept OUT when it holds exactly one
-        inner = source / dirs[0]
-        notes.append(f"results read from the only subfolder {dirs[0]}/")
-        source = inner
-        files, dirs = _scan(source)
-    order = read_datalist(datalist) if datalist is not None else None
-    wanted = set(order) if order is not None else set(labels)
-    fmt = _pick_format(source, files, fmt, wanted)
-    skipped = [n for n in files if _ext(n) != fmt]
+def _positional_notes(names: list[str], ordered: list[str], others: list[str]) -> list[str]:
+    """Say when plain sorted() of the output names would pair differently from their numeric order."""
+    notes = []
+    lexical = sorted(names)
+    if lexical != ordered:
+        wrong = sum(a != b for a, b in zip(lexical, ordered))
+        notes.append(f"WARNING: output names are not zero-padded ({ordered[0]} ... {ordered[-1]}): plain sorted() "
+                     f"order differs from their numeric order at {wrong} of {len(names)} positions; paired by "
+                     "NUMERIC index. Decoders that pair by plain sorted() (the model zoo's vamp_npz_decode.py) "
+                     "mis-pair this folder")
+    if others:
+        notes.append(f"WARNING: the output folder also holds {len(others)} other file(s) ({_listing(others)}): "
+                     "decoders that pair every entry of sorted(os.listdir()) shift their pairing")
+    return notes
+
+
+def _match_folder(source: Path, keys: _Keys, fmt: str, order: list[str] | None, datalist) -> _Match:
+    """Result files of one folder, each mapped to its label key."""
+    files, _ = _scan(source)
+    fmt = _pick_format(source, files, fmt, keys)
+    summaries = [n for n in files if n.endswith(SUMMARY_SUFFIX)]
+    skipped = [n for n in files if _ext(n) != fmt and n not in summaries]
+    notes = [f"ais_bench summary {_listing(summaries)} in the result folder: skipped"] if summaries else []
     names = [n for n in files if _ext(n) == fmt]
     if not names:
         raise ZoogateError(f"no .{fmt} result files in it", source)
     by_stem: dict[str, Path] = {}
     unmatched: list[str] = []
     for name in names:
-        hit = _image_stem(name[: -len(fmt) - 1], wanted)
+        hit = keys.match(name[: -len(fmt) - 1])
         if hit is None:
             unmatched.append(name)
         elif hit[1] != 0:
@@ -344,12 +293,17 @@ def find_results(path: str | os.PathLike, labels: Mapping[str, int], *, fmt: str
     kind = {"npz": "vamp"}.get(fmt, "ais_bench")
     if fmt == "npy" and by_stem and all(p.stem == s for s, p in by_stem.items()):
         kind = "per-image npy"
+    if kind == "ais_bench" and keys.via_suffix:
+        keys.check_collisions()
     pairing = "by name"
 
     if order is not None and unmatched and not by_stem and len(names) == len(order):
-        # vamp names outputs by position: the i-th sorted output belongs to the i-th datalist line
-        by_stem = {stem: source / name for stem, name in zip(order, sorted(names, key=_natural_key))}
-        unmatched, pairing = [], f"by position: sorted output names <-> {Path(datalist).name} lines"
+        # vamp names outputs by position: the i-th output (numeric order) belongs to the i-th datalist line
+        ordered = sorted(names, key=_natural_key)
+        by_stem = {stem: source / name for stem, name in zip(order, ordered)}
+        unmatched = []
+        pairing = f"by position: output names in numeric order <-> {Path(datalist).name} lines"
+        notes += _positional_notes(names, ordered, [n for n in files if n not in names])
     elif order is not None and unmatched and not by_stem:
         raise ZoogateError(f"{len(names)} .{fmt} outputs with names that are not in the datalist, and "
                            f"{len(order)} datalist lines: cannot pair them by name or by position", source)
@@ -357,6 +311,53 @@ def find_results(path: str | os.PathLike, labels: Mapping[str, int], *, fmt: str
         where = f"the datalist {datalist}" if order is not None else "the label file"
         raise ZoogateError(f"result file(s) for images not in {where}: {_listing(unmatched)} "
                            "(wrong folder or wrong label file?)", source / unmatched[0])
+    return _Match(fmt, kind, by_stem, skipped, pairing, notes)
+
+
+def _has_results(files: list[str]) -> bool:
+    return any(_ext(n) in FORMATS for n in files)
+
+
+def find_results(path: str | os.PathLike, labels: Mapping[str, int], *, fmt: str = "auto",
+                 datalist: str | os.PathLike | None = None, allow_subset: bool = False, pick: str | None = None,
+                 output_dtype: str | None = None) -> ResultSet:
+    """Map every labelled image to its result file (or array row); errors name what does not fit.
+
+    `pick` ("newest") chooses among several ais_bench timestamp folders; `output_dtype` (fp16/fp32/fp64)
+    pins the dtype of BIN outputs, which is otherwise read from their size."""
+    source = Path(path)
+    if source.is_file() and _ext(source.name) == "npy":
+        return _array_file(source, labels, datalist, allow_subset)
+    layout = results_ais.resolve_layout(source, _scan, _has_results, pick)
+    source, notes = layout.folder, list(layout.notes)
+    order = read_datalist(datalist) if datalist is not None else None
+    keys = _Keys(labels, order)
+    holders = None
+    if layout.devices:
+        if order is not None:
+            raise ZoogateError("--datalist pairs vamp outputs by position; a multi-device ais_bench run is paired by "
+                               "name: leave --datalist out", source)
+        per_device: dict[str, dict[str, Path]] = {}
+        first: _Match | None = None
+        skipped: list[str] = []
+        for device in layout.devices:
+            if not _has_results(_scan(source / device)[0]):
+                notes.append(f"WARNING: {device}/ holds no result files (a device that ran nothing, or failed?)")
+                continue
+            m = _match_folder(source / device, keys, first.fmt if first else fmt, None, None)
+            first = first or m
+            per_device[device] = m.by_stem
+            skipped += [f"{device}/{n}" for n in m.skipped]
+            notes += [f"{device}: {n}" for n in m.notes]
+        if first is None:
+            raise ZoogateError(f"none of the device folders ({', '.join(layout.devices)}) holds result files", source)
+        by_stem, holders, shared = results_ais.merge_devices(per_device)
+        notes += shared
+        match = _Match(first.fmt, first.kind, by_stem, skipped, first.pairing, [])
+    else:
+        match = _match_folder(source, keys, fmt, order, datalist)
+        notes += match.notes
+    fmt, kind, by_stem = match.fmt, match.kind, match.by_stem
 
     if order is not None:
         no_label = [s for s in order if s not in labels]
@@ -370,8 +371,13 @@ def find_results(path: str | os.PathLike, labels: Mapping[str, int], *, fmt: str
     else:
         stems = sorted(by_stem)
     _check_coverage(labels, stems, source, fmt, kind, allow_subset)
-    return ResultSet(source=source, fmt=fmt, kind=kind, stems=stems, files=[by_stem[s] for s in stems],
-                     pairing=pairing, skipped=skipped, notes=notes)
+    files = [by_stem[s] for s in stems]
+    bin_dtype = results_ais.folder_bin_dtype(files, output_dtype) if fmt == "bin" else None
+    if output_dtype is not None and fmt != "bin":
+        notes.append(f"--output-dtype {output_dtype} not used: .{fmt} results carry their own dtype")
+    return ResultSet(source=source, fmt=fmt, kind=kind, stems=stems, files=files, pairing=match.pairing,
+                     skipped=match.skipped, notes=notes, bin_dtype=bin_dtype, devices=list(layout.devices),
+                     holders=holders)
 
 
 def _check_coverage(labels: Mapping[str, int], stems: list[str], source: Path, fmt: str, kind: str,
@@ -379,7 +385,7 @@ def _check_coverage(labels: Mapping[str, int], stems: list[str], source: Path, f
     have = set(stems)
     missing = [s for s in labels if s not in have]
     if missing and not allow_subset:
-        expected = f"{missing[0]}_0.{fmt}" if kind == "ais_bench" else f"{missing[0]}.{fmt}"
+        expected = f"{first_dot(missing[0])}_0.{fmt}" if kind == "ais_bench" else f"{missing[0]}.{fmt}"
         raise ZoogateError(f"missing result file for labelled image {missing[0]!r} ({len(missing)} of "
                            f"{len(labels)} labelled images have no result: {_listing(missing)}); "
                            "score a partial run on purpose with --allow-subset", source / expected)
@@ -437,10 +443,13 @@ def _chunk_values(results: ResultSet, lo: int, hi: int, classes: _ClassCount) ->
     if results.fmt == "txt":
         rows = read_txt_rows(paths)
         what = "first row"
+    elif results.fmt == "bin":
+        rows = [read_bin(p, results.bin_dtype) for p in paths]
+        what = f"file ({results.bin_dtype} values)"
     else:
         reader = _SINGLE_READERS[results.fmt]
         rows = [reader(p) for p in paths]
-        what = {"bin": "file (float32 values)", "npy": "array", "npz": "output_0"}[results.fmt]
+        what = {"npy": "array", "npz": "output_0"}[results.fmt]
     for row, p in zip(rows, paths):
         classes.check(row.size, p, what)
     return np.stack(rows)
@@ -466,52 +475,35 @@ def score_results(results: ResultSet, labels: Mapping[str, int], chunk: int = CH
     return counter.summary()
 
 
-def score_folder(path: str | os.PathLike, labels: Mapping[str, int], *, fmt: str = "auto",
+def score_folder(path: str | os.PathLike, labels: Mapping[str, int] | None, *, fmt: str = "auto",
                  datalist: str | os.PathLike | None = None, allow_subset: bool = False,
-                 labels_source: str = "") -> ScoredRun:
-    """find_results + score_results: the whole offline path in one call."""
-    found = find_results(path, labels, fmt=fmt, datalist=datalist, allow_subset=allow_subset)
-    return ScoredRun(score_results(found, labels), found, labels_source)
+                 labels_source: str = "", pick: str | None = None, output_dtype: str | None = None,
+                 class_list: str | os.PathLike | None = None) -> ScoredRun:
+    """find_results + score_results: the whole offline path in one call. A Relay top-k TXT file goes to
+    results_vacc (labels may then be None: ground truth from each image's synset folder); a multi-device
+    run is scored as one run and per device."""
+    from zoogate import results_vacc
 
+    if fmt == "relay" and not Path(path).is_file():
+        raise ZoogateError("--format relay reads one Relay top-k TXT file; this is not a file", path)
+    if results_vacc.is_relay_file(path, fmt):
+        return results_vacc.score_relay(path, labels, class_list=class_list, allow_subset=allow_subset,
+                                        labels_source=labels_source)
+    if labels is None:
+        raise ZoogateError("--labels is needed for this result folder (only a Relay top-k TXT can take the "
+                           "ground truth from its image paths)", path)
+    if class_list is not None:
+        raise ZoogateError("--class-list checks the class names of a Relay top-k TXT; these results print no names",
+                           class_list)
+    found = find_results(path, labels, fmt=fmt, datalist=datalist, allow_subset=allow_subset, pick=pick,
+                         output_dtype=output_dtype)
+    if not found.devices:
+        return ScoredRun(score_results(found, labels), found, labels_source)
 
-# ---------------------------------------------------------------- writing folders in the vendors' formats
+    def score(stems: list[str], files: list[Path]) -> AccuracySummary:
+        part = ResultSet(source=found.source, fmt=found.fmt, kind=found.kind, stems=stems, files=files,
+                         bin_dtype=found.bin_dtype)
+        return score_results(part, labels)
 
-def write_ais_bench(folder: str | os.PathLike, stems: Sequence[str], logits: np.ndarray, fmt: str = "txt",
-                    summary: bool = True) -> Path:
-    """Write outputs as ais_bench does: ``<stem>_0.<fmt>`` per input; TXT = ``%f`` rows, space separated,
-    trailing space; BIN = raw float32 (``tofile``); NPY = ``np.save``. Plus ``<folder>_summary.json`` beside."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    logits = np.asarray(logits, dtype=np.float32)
-    for stem, row in zip(stems, logits):
-        out = folder / f"{stem}_0.{fmt}"
-        row2d = row.reshape(-1, row.shape[-1])
-        if fmt == "txt":
-            out.write_text("".join("".join(f"{v:f} " for v in r) + "\n" for r in row2d))
-        elif fmt == "bin":
-            row.tofile(out)
-        elif fmt == "npy":
-            np.save(out, row.reshape(1, -1))
-        else:
-            raise ValueError(f"ais_bench writes txt, bin or npy, not {fmt!r}")
-    if summary:
-        # the shape ais_bench writes (hardware.md): per-timing {min, max, mean, median, percentile(99%), count}
-        stats = lambda ms: {"min": ms, "max": ms, "mean": ms, "median": ms, "percentile(99%)": ms, "count": len(stems)}
-        doc = {"NPU_compute_time": stats(1.0), "H2D_latency": stats(0.1), "D2H_latency": stats(0.05),
-               "throughput": 1000.0}
-        (folder.parent / f"{folder.name}{SUMMARY_SUFFIX}").write_text(json.dumps(doc) + "\n")
-    return folder
-
-
-def write_vamp(folder: str | os.PathLike, stems: Sequence[str], logits: np.ndarray, datalist: str | os.PathLike,
-               output_names: Sequence[str] | None = None, input_dir: str = "/data/input_npz") -> Path:
-    """Write vamp-style outputs (one .npz per image, key output_0, shape (1, C)) and the datalist of the
-    inputs (one absolute ``<input_dir>/<stem>.npz`` per line, run order). Outputs are named ``<stem>.npz``
-    unless `output_names` gives the names (e.g. numbered, to be paired by position)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    names = list(output_names) if output_names is not None else [f"{s}.npz" for s in stems]
-    for name, row in zip(names, np.asarray(logits)):
-        np.savez(folder / name, output_0=row.reshape(1, -1))
-    Path(datalist).write_text("".join(f"{input_dir}/{s}.npz\n" for s in stems))
-    return folder
+    total, per_device = results_ais.score_by_device(found.stems, found.files, found.holders, found.devices, score)
+    return ScoredRun(total, found, labels_source, per_device=per_device)

@@ -30,6 +30,7 @@ from zoogate.errors import ZoogateError
 # model zoo build names (without the _fp16 / _int8 suffix) -> registry model
 BUILD_MODELS = {
     "timm_inceptionv4": "inception_v4",
+    "ppcls_inceptionv4": "inception_v4_ppcls",
     "timm_inceptionv3": "inception_v3",
     "torchvision_inceptionv3": "inception_v3_tv",
     "ppcls_inceptionv3": "inception_v3_ppcls",

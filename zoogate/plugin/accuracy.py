@@ -1,6 +1,7 @@
 """pytest plugin: accuracy fixtures.
 
-- ``accuracy_options`` (session): --imagenet, --limit, --resume, --results, --labels, --baseline-row, --models.
+- ``accuracy_options`` (session): --imagenet, --limit, --resume, --results, --labels, --output-dtype,
+  --baseline-row, --models.
 - ``generated_sets`` (session): ``generated_sets.get(model)`` -> GeneratedSet: generated images written in the
   exact ImageNet layout in a temp folder, labelled by the model's PyTorch fp32 reference (zoo.model(name)),
   built once per model. CI's stand-in for ImageNet.
@@ -40,6 +41,7 @@ class AccuracyOptions:
     labels: str | None
     baseline_row: str | None
     models: tuple[str, ...] | None
+    output_dtype: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "AccuracyOptions":
@@ -50,7 +52,7 @@ class AccuracyOptions:
         return cls(imagenet=config.getoption("--imagenet"), limit=config.getoption("--limit"),
                    resume=bool(config.getoption("--resume")), results=config.getoption("--results"),
                    labels=config.getoption("--labels"), baseline_row=config.getoption("--baseline-row"),
-                   models=models)
+                   models=models, output_dtype=config.getoption("--output-dtype"))
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +156,8 @@ class OfflineScoring:
         if self._scored is None:
             model = o.models[0]
             try:
-                self._scored = (model, *score_offline(model, o.results, o.labels, row=o.baseline_row))
+                self._scored = (model, *score_offline(model, o.results, o.labels, row=o.baseline_row,
+                                                      output_dtype=o.output_dtype))
             except ZoogateError as exc:
                 problem = str(exc)
             else:

@@ -46,6 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--resume", action="store_true", help="resume an interrupted live evaluation from its saved partials")
     g.addoption("--results", default=None, metavar="DIR", help="a device's result folder to score offline")
     g.addoption("--labels", default=None, metavar="FILE", help="label file for --results (val_label.txt format)")
+    g.addoption("--output-dtype", default=None, choices=("fp16", "fp32", "fp64"),
+                help="dtype of ais_bench BIN outputs in --results (default: from the file size)")
     g.addoption("--baseline-row", default=None, metavar="ROW",
                 help="baseline row a run claims (reference, ascend-310p3, gpu-v100, ...)")
     g.addoption("--gate-report", default=None, metavar="PATH",

@@ -33,6 +33,7 @@ from hardware import registry
 from hardware.artifacts import ArtifactMissing, find_om, find_vacc
 from zoogate import baselines
 from zoogate.errors import ZoogateError
+from zoogate.vamc import load_build_config
 
 MARK = "runner_cases"
 DEFAULT_BS = (1, 4)              # runner tests on the CPU when --bs is not given
@@ -191,7 +192,9 @@ class RunnerLoader:
                 return self.zoo.onnx(model)
             if kind == "om":
                 return find_om(self.model_dir, model, bs, input_size=baselines.model(model).input_size)
-            return find_vacc(self.model_dir, model, options.get("precision", "fp16"))
+            build = load_build_config(options["build"]) if options.get("build") else None
+            return find_vacc(self.model_dir, model, options.get("precision"), build=build,
+                             vdsp_params=options.get("vdsp_params"))
         except ArtifactMissing as exc:
             pytest.skip(str(exc))
 

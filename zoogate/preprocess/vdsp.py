@@ -1,13 +1,22 @@
 """The vdsp_params JSON of a Vastai VACC card and an emulation, on the host, of what its vdsp op does to an image.
 
 Driven by the same vdsp_params JSON that `vamp --vdsp_params` and VastStreamX's
-``vsx.Operator.load_ops_from_json_file`` read (format: ../shared/reference/hardware.md, "Vastai VACC"):
+``vsx.Operator.load_ops_from_json_file`` read. The model zoo ships one per model
+(``build_in/vdsp_params/<source>-<model>-vdsp_params.json``), with this key set::
 
     {"OpType": "FUSION_OP_RGB_RESIZE_CVTCOLOR_CROP_NORM_TENSOR",
-     "OpConfig": {"IimageFormat": "RGB_PLANAR", "ResizeWidth": 342, "ResizeHeight": 342,
+     "OpConfig": {"IimageFormat": "RGB_PLANAR", "IimageWidth": 342, "IimageHeight": 342,
                   "OimageWidth": 299, "OimageHeight": 299, "CropX": 21, "CropY": 21,
+                  "ResizeWidth": 342, "ResizeHeight": 342, "IimageWidthPitch": 342, "IimageHeightPitch": 342,
                   "Mean": [...], "Std": [...], "NormaType": "DIV255_MINUSMEAN_DIVSTD",
                   "ColorCvtCode": "NO_CHANGE", "ResizeType": "BILINEAR_CV"}}
+
+parse_params reads it (the Iimage* keys are optional: older minimal documents lack them) and
+VdspParams.to_json writes it back in that key order. A file holding a list of operators stands for
+its first one, the one ``load_ops_from_json_file(path)[0]`` gives.
+
+Iimage* describe the input image buffer the op is configured for. How the card maps an image of another
+size onto them is not documented; the emulation resizes the image it is given, whatever its size.
 
 Semantics emulated: the whole image is resized to ResizeWidth x ResizeHeight (a square for the
 classifiers: the aspect ratio is NOT kept) with OpenCV-style bilinear (BILINEAR_CV), the window
@@ -48,6 +57,11 @@ COLOR_CODES = ("NO_CHANGE", "RGB2BGR", "BGR2RGB")   # RGB_PLANAR input: either s
 RESIZE_TYPES = ("BILINEAR_CV",)
 IMAGE_FORMATS = ("RGB_PLANAR",)
 _INT_KEYS = ("ResizeWidth", "ResizeHeight", "OimageWidth", "OimageHeight", "CropX", "CropY")
+_INPUT_KEYS = ("IimageWidth", "IimageHeight", "IimageWidthPitch", "IimageHeightPitch")    # optional
+# OpConfig keys in the order the model zoo's files list them (to_json writes this order)
+OP_CONFIG_KEYS = ("IimageFormat", "IimageWidth", "IimageHeight", "OimageWidth", "OimageHeight", "CropX", "CropY",
+                  "ResizeWidth", "ResizeHeight", "IimageWidthPitch", "IimageHeightPitch", "Mean", "Std",
+                  "NormaType", "ColorCvtCode", "ResizeType")
 
 
 @dataclass(frozen=True)
@@ -64,20 +78,40 @@ class VdspParams:
     color_cvt: str = "NO_CHANGE"
     resize_type: str = "BILINEAR_CV"
     image_format: str = "RGB_PLANAR"
+    # the input image buffer (Iimage*); None where the document does not say
+    image_width: int | None = None
+    image_height: int | None = None
+    image_width_pitch: int | None = None
+    image_height_pitch: int | None = None
     source: str = ""
 
     def to_json(self) -> dict:
-        """The vdsp_params document (current format) for these values."""
-        return {"OpType": OP_TYPE, "OpConfig": {
-            "IimageFormat": self.image_format, "ResizeWidth": self.resize_width, "ResizeHeight": self.resize_height,
-            "OimageWidth": self.out_width, "OimageHeight": self.out_height, "CropX": self.crop_x, "CropY": self.crop_y,
-            "Mean": list(self.mean), "Std": list(self.std), "NormaType": self.norm_type,
-            "ColorCvtCode": self.color_cvt, "ResizeType": self.resize_type}}
+        """The vdsp_params document for these values, keys in the model zoo's order (absent Iimage* left out)."""
+        values = {"IimageFormat": self.image_format, "IimageWidth": self.image_width,
+                  "IimageHeight": self.image_height, "OimageWidth": self.out_width, "OimageHeight": self.out_height,
+                  "CropX": self.crop_x, "CropY": self.crop_y, "ResizeWidth": self.resize_width,
+                  "ResizeHeight": self.resize_height, "IimageWidthPitch": self.image_width_pitch,
+                  "IimageHeightPitch": self.image_height_pitch, "Mean": list(self.mean), "Std": list(self.std),
+                  "NormaType": self.norm_type, "ColorCvtCode": self.color_cvt, "ResizeType": self.resize_type}
+        return {"OpType": OP_TYPE, "OpConfig": {k: values[k] for k in OP_CONFIG_KEYS if values[k] is not None}}
 
     def describe(self) -> str:
         return (f"square resize {self.resize_width}x{self.resize_height} ({self.resize_type}) -> crop "
                 f"({self.crop_x},{self.crop_y}) {self.out_width}x{self.out_height} -> {self.norm_type} "
                 f"mean={list(self.mean)} std={list(self.std)} [{self.color_cvt}]")
+
+
+def _positive_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def first_op(doc: object, where: str | os.PathLike = "vdsp_params") -> object:
+    """The operator a document stands for: itself, or the first of a list (``load_ops_from_json_file(path)[0]``)."""
+    if isinstance(doc, list):
+        if not doc:
+            raise ZoogateError("an empty list of operators (expected an object with 'OpType' and 'OpConfig')", where)
+        return doc[0]
+    return doc
 
 
 def parse_params(doc: object, where: str | os.PathLike = "vdsp_params") -> VdspParams:
@@ -95,6 +129,13 @@ def parse_params(doc: object, where: str | os.PathLike = "vdsp_params") -> VdspP
         if not isinstance(v, int) or isinstance(v, bool) or v < 0 or (v == 0 and not key.startswith("Crop")):
             raise ZoogateError(f"OpConfig.{key}: expected a {'non-negative' if key.startswith('Crop') else 'positive'}"
                                f" integer, got {v!r}", where)
+    for key in _INPUT_KEYS:
+        if key in cfg and not _positive_int(cfg[key]):
+            raise ZoogateError(f"OpConfig.{key}: expected a positive integer, got {cfg[key]!r}", where)
+    for size, pitch in (("IimageWidth", "IimageWidthPitch"), ("IimageHeight", "IimageHeightPitch")):
+        if size in cfg and pitch in cfg and cfg[pitch] < cfg[size]:
+            raise ZoogateError(f"OpConfig.{pitch}: {cfg[pitch]} is smaller than {size} {cfg[size]} "
+                               f"(a pitch is the buffer's row/plane stride)", where)
     for key in ("Mean", "Std"):
         v = cfg[key]
         if (not isinstance(v, list) or len(v) != 3
@@ -121,7 +162,9 @@ def parse_params(doc: object, where: str | os.PathLike = "vdsp_params") -> VdspP
                       crop_y=cfg["CropY"], mean=tuple(float(x) for x in cfg["Mean"]),
                       std=tuple(float(x) for x in cfg["Std"]), norm_type=picked["NormaType"],
                       color_cvt=picked["ColorCvtCode"], resize_type=picked["ResizeType"],
-                      image_format=picked["IimageFormat"], source=os.fspath(where))
+                      image_format=picked["IimageFormat"], image_width=cfg.get("IimageWidth"),
+                      image_height=cfg.get("IimageHeight"), image_width_pitch=cfg.get("IimageWidthPitch"),
+                      image_height_pitch=cfg.get("IimageHeightPitch"), source=os.fspath(where))
 
 
 def load_params(path: str | os.PathLike) -> VdspParams:
@@ -130,13 +173,15 @@ def load_params(path: str | os.PathLike) -> VdspParams:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ZoogateError("vdsp_params file not found", path) from None
+    except IsADirectoryError:
+        raise ZoogateError("vdsp_params is a directory, expected a JSON file", path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ZoogateError(f"cannot read vdsp_params file ({exc})", path) from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ZoogateError(f"not valid JSON ({exc})", path) from None
-    return parse_params(doc, path)
+    return parse_params(first_op(doc, path), path)
 
 
 # ---- the emulation ----
