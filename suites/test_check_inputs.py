@@ -264,7 +264,7 @@ def test_check_inputs_changes_nothing_it_was_given(images, tmp_path):
 
 def test_an_unknown_claim_is_refused(images):
     with pytest.raises(ZoogateError, match="unknown variant"):
-        check_inputs.check(MODEL, images, images, "vacc-vdsp")
+        check_inputs.check(MODEL, images, images, "vacc-vdsp")      # gone: the VACC flows are vacc-vamp, vacc-vsx
 
 
 def test_benchmark_check_inputs_against_preprocessing_the_same_images(benchmark, tmp_path):

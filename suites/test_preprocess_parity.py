@@ -405,6 +405,13 @@ def test_planted_changes_reach_each_setting_or_say_why_not():
     assert planted.plant(fast, planted.Change()) == fast
 
 
+def test_baseline_rows_name_library_variants():
+    """A documented hardware row says which preprocessing flow produced it (the VACC rows: vacc-vsx, the
+    model zoo's classification.py); that name must be a variant this library emulates."""
+    named = {row.preprocess_variant for mb in baselines.load_all().values() for row in mb.rows if row.preprocess_variant}
+    assert "vacc-vsx" in named and named <= set(V.VARIANTS)
+
+
 def test_fault_matrix_plants_every_exact_fault_into_every_deployed_variant():
     ids = {f.id: f for f in faults.FAULTS}
     for fault in planted.EXACT_FAULTS:
