@@ -8,7 +8,7 @@ The calls are the ones the model zoo's common/vsx/classification.py makes, in it
 ``n, c, h, w = model.input_shape[0]`` (one NCHW shape per model input); ``stream.build()``;
 ``vsx.create_image(chw_uint8, vsx.ImageFormat.RGB_PLANAR, w, h, device_id)``; ``stream.run_sync(images)``;
 ``vsx.as_numpy(out)[0].astype(np.float32)``; and at the end ``stream.close_input()``, ``stream.wait_until_done()``.
-The vdsp params are read with zoogate.preprocess.vdsp (the parser the vacc-vdsp emulation uses).
+The vdsp params are read with zoogate.preprocess.vdsp (the parser the vacc-vamp and vacc-vsx emulations use).
 
 Two ways in, both through the vdsp path:
 - ``infer_images(images)``: uint8 RGB pictures at their original size; the build's vdsp_params do

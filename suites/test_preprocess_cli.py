@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -13,12 +15,13 @@ from PIL import Image
 from torchvision import transforms as T
 
 from zoogate import baselines, cli
-from zoogate.preprocess import measured, parity, vdsp, writers
+from zoogate.preprocess import decoders, measured, parity, vdsp, writers
 from zoogate.preprocess import variants as V
 from zoogate.preprocess.reference import torch_threads
 from zoogate.synthetic import image as synthetic_image
 
-INCEPTION_VDSP = measured.VDSP_DIR / "timm-inception_v4-vdsp_params.json"
+INCEPTION_VDSP = measured.VDSP_DIR / measured.VDSP_FIXTURES[("inception_v4", "inception")]
+IRESNET_VDSP = measured.VDSP_DIR / measured.VDSP_FIXTURES[("iresnet", "imagenet")]
 
 
 def zoogate(*args) -> int:
@@ -92,34 +95,90 @@ def test_planted_cli_fault_fails_the_cli_gate(outside_folder, tmp_path):
     assert record.status == "fail"
 
 
-def test_bin_is_the_ascend_float32_chw_raw_file(outside_folder, tmp_path):
+def test_bin_is_the_ascend_float32_chw_raw_file_flat_and_named_at_the_first_dot(outside_folder, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(outside_folder, src)
+    shutil.copy(outside_folder / "wide.png", src / "class_a" / "ILSVRC2012_val_00000002.v2.png")
     out = tmp_path / "bin"
     assert zoogate("--model", "inception_v4", "--variant", "ascend-modelzoo", "--format", "bin",
-                   "--src", outside_folder, "--out", out) == 0
+                   "--src", src, "--out", out) == 0
+    # one folder, as ais_bench reads it; everything before the first dot, as the Ascend script names them
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{p.name.split('.')[0]}.bin" for p in src.rglob("*") if p.is_file())
+    assert all(p.is_file() for p in out.iterdir())
     f = out / "ILSVRC2012_val_00000001.bin"
     assert f.stat().st_size == 1_072_812                    # 3 * 299 * 299 * 4, as the guide's .bin
     img = Image.open(outside_folder / "ILSVRC2012_val_00000001.JPEG").convert("RGB")
     want = V.build("ascend-modelzoo", "inception_v4")(img)
     assert np.array_equal(writers.read_bin(f, (3, 299, 299)), want)
+    nested = V.build("ascend-modelzoo", "inception_v4")(Image.open(outside_folder / "wide.png").convert("RGB"))
+    assert np.array_equal(writers.read_bin(out / "ILSVRC2012_val_00000002.bin", (3, 299, 299)), nested)
 
 
-def test_npz_is_the_vacc_vamp_input_and_vdsp_emulation_reads_it(outside_folder, tmp_path):
+@pytest.fixture(scope="module")
+def jpeg_tree(tmp_path_factory) -> Path:
+    """An ImageNet-style val folder for image2npz: synset folders, a deeper one, an EXIF-rotated JPEG, a
+    dotted name, a CMYK and a grayscale JPEG, and files the tool does not take (.jpg, .JPG, .png)."""
+    root = tmp_path_factory.mktemp("val")
+    good = measured.GOOD_IMAGES
+    layout = {"n01440764/ILSVRC2012_val_00000293.JPEG": "rgb_landscape_500x375.jpg",
+              "n01440764/exif6.JPEG": "exif_orientation6_400x300.jpg",
+              "n01443537/ILSVRC2012_val_00000236.v2.JPEG": "rgb_odd_345x299.jpg",
+              "n01443537/cmyk.JPEG": "cmyk_360x270.jpg",
+              "extra/n01484850/gray.JPEG": "l_gray_200x150.jpg",
+              "top.JPEG": "rgb_portrait_375x500.jpg",
+              "n01440764/lower.jpg": "rgb_square_299x299.jpg",
+              "n01440764/upper.JPG": "rgb_square_299x299.jpg",
+              "n01443537/small.png": "rgb_small_64x48.png"}
+    for rel, fixture in layout.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(good / fixture, root / rel)
+    return root
+
+
+def test_npz_is_what_image2npz_writes_and_the_vamp_variant_reads_it(jpeg_tree, tmp_path, capsys):
     out = tmp_path / "npz"
-    assert zoogate("--model", "inception_v4", "--format", "npz", "--src", outside_folder, "--out", out) == 0
-    datalist = (out / writers.DATALIST_NAME).read_text().splitlines()
-    assert len(datalist) == 6 and datalist == sorted(datalist)
-    assert all(Path(line).is_absolute() and Path(line).is_file() for line in datalist)
-    npz = out / "class_a" / "cmyk.npz"
-    raw = writers.read_npz_image(npz)
-    pixels = np.asarray(Image.open(outside_folder / "class_a" / "cmyk.jpg").convert("RGB"))
-    assert raw.dtype == np.uint8 and raw.shape == (3, 301, 300)         # CHW at the original size
-    assert np.array_equal(raw.transpose(1, 2, 0), pixels)
-    # what the card would compute from that npz == what `--variant vacc-vdsp --format npy` writes
-    tensors = tmp_path / "vdsp-npy"
-    assert zoogate("--model", "inception_v4", "--variant", "vacc-vdsp", "--vdsp-params", INCEPTION_VDSP,
-                   "--src", outside_folder, "--out", tensors) == 0
-    emulated = vdsp.VdspPipeline(vdsp.load_params(INCEPTION_VDSP))(Image.fromarray(raw.transpose(1, 2, 0)))
-    assert np.array_equal(writers.read_npy(tensors / "class_a" / "cmyk.npy"), emulated)
+    assert zoogate("--model", "inception_v4", "--format", "npz", "--vdsp-params", INCEPTION_VDSP,
+                   "--src", jpeg_tree, "--out", out, "--datalist", "imagenet_npz.txt") == 0
+    captured = capsys.readouterr()
+    assert "6 of 6 files written" in captured.out
+    assert "left out 3 entries" in captured.err and "lower.jpg (not *.JPEG" in captured.err
+    # the tool's inputs and order: glob(SRC/**/*.JPEG, recursive=True), unsorted
+    found = [Path(p) for p in glob.glob(os.path.join(jpeg_tree, "**", "*.JPEG"), recursive=True)]
+    want = [out / p.parent.name / f"{os.path.splitext(p.name)[0]}.npz" for p in found]
+    assert (out / "imagenet_npz.txt").read_text() == "".join(f"{os.path.abspath(p)}\n" for p in want)
+    assert (out / jpeg_tree.name / "top.npz").is_file() and (out / "n01484850" / "gray.npz").is_file()
+    assert (out / "n01443537" / "ILSVRC2012_val_00000236.v2.npz").is_file()
+    for image, npz in zip(found, want):
+        with np.load(npz, allow_pickle=False) as z:
+            assert z.files == ["input_0"]
+            raw = z["input_0"]
+        rgb = np.asarray(decoders.decode(image, "cv2"))        # cv2.imread -> RGB: EXIF orientation applied
+        assert raw.dtype == np.uint8 and raw.shape == (3, *rgb.shape[:2])
+        assert np.array_equal(raw.transpose(1, 2, 0), rgb)
+    assert writers.read_npz_image(out / "n01440764" / "exif6.npz").shape == (3, 400, 300)   # stored 400x300
+    # what the card computes from those npz == what `--variant vacc-vamp --format npy` writes
+    tensors = tmp_path / "vamp-npy"
+    assert zoogate("--model", "inception_v4", "--variant", "vacc-vamp", "--vdsp-params", INCEPTION_VDSP,
+                   "--src", jpeg_tree, "--out", tensors) == 0
+    op = vdsp.VampPipeline(vdsp.load_params(INCEPTION_VDSP))
+    for image, npz in zip(found, want):
+        card = op(Image.fromarray(writers.read_npz_image(npz).transpose(1, 2, 0)))
+        assert np.array_equal(writers.read_npy(tensors / image.relative_to(jpeg_tree).with_suffix(".npy")), card)
+
+
+def test_npz_name_collisions_are_refused_naming_both(jpeg_tree, tmp_path, capsys):
+    src = tmp_path / "src"
+    shutil.copytree(jpeg_tree, src)
+    (src / "other" / "n01440764").mkdir(parents=True)
+    shutil.copy(src / "n01440764" / "exif6.JPEG", src / "other" / "n01440764" / "exif6.JPEG")  # same last folder
+    out = tmp_path / "npz"
+    assert zoogate("--model", "inception_v4", "--format", "npz", "--vdsp-params", INCEPTION_VDSP,
+                   "--src", src, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "1 output name collision" in err and "nothing was written" in err
+    assert str(src / "n01440764" / "exif6.JPEG") in err and str(src / "other" / "n01440764" / "exif6.JPEG") in err
+    assert not out.exists()
 
 
 def test_bad_files_are_listed_with_why_and_the_rest_is_processed(tmp_path, capsys):
@@ -169,29 +228,52 @@ def test_parallel_jobs_give_the_same_files(outside_folder, tmp_path):
     assert snapshot(one) == snapshot(two) and len(snapshot(one)) == 6
 
 
-def test_same_stem_fails_the_second_file_and_left_out_entries_are_listed(tmp_path, capsys):
+@pytest.mark.parametrize("fmt,second", [("npy", "a.png"), ("bin", "sub/a.v2.png")], ids=["npy-same-stem", "bin-first-dot"])
+def test_two_inputs_for_one_output_are_refused_naming_both(fmt, second, tmp_path, capsys):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    synthetic_image(1, 64, 64).save(src / "a.jpg")
+    synthetic_image(2, 64, 64).save(src / second)
+    assert zoogate("--model", "iresnet50", "--variant", "fast", "--format", fmt, "--src", src,
+                   "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert str(src / "a.jpg") in err and str(src / second) in err and "nothing was written" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_left_out_entries_are_listed(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
     synthetic_image(1, 64, 64).save(src / "a.jpg")
-    synthetic_image(2, 64, 64).save(src / "a.png")
     (src / ".DS_Store").write_bytes(b"hidden")
     (tmp_path / "elsewhere").mkdir()
     (src / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
-    assert zoogate("--model", "iresnet50", "--variant", "fast", "--src", src, "--out", tmp_path / "out") == 1
+    assert zoogate("--model", "iresnet50", "--variant", "fast", "--src", src, "--out", tmp_path / "out") == 0
     err = capsys.readouterr().err
-    assert "a.png" in err and "would also be written for a.jpg" in err
     assert "left out 2 entries" in err and ".DS_Store (hidden)" in err and "linked (symlinked folder" in err
 
 
 @pytest.mark.parametrize("args,message", [
     (("--model", "nope"), "unknown model 'nope'"),
-    (("--model", "inception_v4", "--variant", "vacc-vdsp"), "--vdsp-params"),
+    (("--model", "inception_v4", "--variant", "vacc-vamp"), "--vdsp-params"),
+    (("--model", "inception_v4", "--variant", "vacc-vsx"), "--vdsp-params"),
+    (("--model", "inception_v4", "--format", "npz"), "--format npz (vamp preprocesses the npz with it) needs --vdsp-params"),
     (("--model", "iresnet50", "--variant", "timm-eval"), "not a timm model"),
-    (("--model", "inception_v4", "--variant", "reference", "--format", "npz"), "--variant vacc-vdsp"),
-    (("--model", "inception_v4", "--variant", "vacc-vdsp", "--vdsp-params", "missing.json"), "not found"),
+    (("--model", "inception_v4", "--variant", "reference", "--format", "npz"), "--variant vacc-vamp"),
+    (("--model", "inception_v4", "--variant", "vacc-vsx", "--format", "npz", "--vdsp-params", INCEPTION_VDSP),
+     "--variant vacc-vamp"),
+    (("--model", "inception_v4", "--variant", "vacc-vamp", "--vdsp-params", "missing.json"), "not found"),
+    (("--model", "inception_v4", "--format", "npz", "--vdsp-params", "missing.json"), "not found"),
+    (("--model", "inception_v4", "--variant", "vacc-vsx", "--vdsp-params", IRESNET_VDSP), "224x224, but inception_v4 takes 299x299"),
+    (("--model", "inception_v4", "--format", "npz", "--vdsp-params", IRESNET_VDSP), "224x224, but inception_v4 takes 299x299"),
+    (("--model", "inception_v4", "--variant", "reference", "--vdsp-params", INCEPTION_VDSP), "read only by the VACC flows"),
+    (("--model", "inception_v4", "--format", "bin", "--datalist", "list.txt"), "--format bin writes none"),
+    (("--model", "inception_v4", "--format", "npz", "--vdsp-params", INCEPTION_VDSP, "--datalist", "sub/list.txt"),
+     "expected a file name"),
     (("--model", "inception_v4", "--jobs", "0"), "--jobs must be >= 1"),
-], ids=["unknown-model", "vdsp-without-params", "timm-eval-on-iresnet", "npz-with-reference", "vdsp-params-missing",
-        "jobs-0"])
+], ids=["unknown-model", "vamp-without-params", "vsx-without-params", "npz-without-params", "timm-eval-on-iresnet",
+        "npz-with-reference", "npz-with-vsx", "vdsp-params-missing", "npz-vdsp-params-missing", "vdsp-for-another-model",
+        "npz-vdsp-for-another-model", "vdsp-params-not-read", "datalist-without-npz", "datalist-path", "jobs-0"])
 def test_bad_arguments_exit_2_with_a_reason(args, message, outside_folder, tmp_path, capsys):
     assert zoogate(*args, "--src", outside_folder, "--out", tmp_path / "out") == 2
     assert message in capsys.readouterr().err
@@ -217,7 +299,7 @@ def test_bad_vdsp_params_file_names_the_key(outside_folder, tmp_path, capsys):
     bad = tmp_path / "vdsp.json"
     shutil.copy(INCEPTION_VDSP, bad)
     bad.write_text(bad.read_text().replace('"BILINEAR_CV"', '"BICUBIC"'))
-    assert zoogate("--model", "inception_v4", "--variant", "vacc-vdsp", "--vdsp-params", bad,
+    assert zoogate("--model", "inception_v4", "--variant", "vacc-vamp", "--vdsp-params", bad,
                    "--src", outside_folder, "--out", tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "ResizeType" in err and "BICUBIC" in err

@@ -6,7 +6,7 @@ reference included, must reproduce its own outputs recorded in baselines/measure
 bit for bit (the exact gate; its distance to the reference is reported beside it as information).
 Self-tests plant the classic preprocessing bugs into the variants and require the gates to report FAIL;
 the fault matrix (zoogate/faults.py) plants Std 0.501, mean +0.001, Resize 343 and the other decoder on
-the CMYK JPEG into every deployed variant.
+the CMYK JPEG into every deployed variant (the VACC variants, which decode with OpenCV, get PIL's decode).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torchvision import transforms as T
 
 from zoogate import baselines, faults
 from zoogate.errors import ZoogateError
-from zoogate.preprocess import decoders, expected, geometry, measured, parity, planted, vdsp
+from zoogate.preprocess import decoders, expected, geometry, measured, parity, planted
 from zoogate.preprocess.fast import normalise
 from zoogate.preprocess import variants as V
 from zoogate.preprocess.reference import torch_threads
@@ -168,14 +168,14 @@ def _planted(fault: str, variant: str):
         bad_spec = {"bgr": R(spec, channel_order="BGR"), "mean_std": R(spec, **IMAGENET),
                     "resize256": R(spec, resize=256), "interpolation": R(spec, interpolation="bicubic")}[fault]
         return V.build(variant, spec=bad_spec)
-    if variant == "vacc-vdsp":
-        case = next(c for c in CASES if c.variant == variant and c.model == "inception_v4")
-        p = vdsp.load_params(case.vdsp_params)
+    if variant in V.VDSP_VARIANTS:
+        pipe = measured.case_for("inception_v4", variant).pipeline()
+        p = pipe.params
         bad = {"bgr": R(p, color_cvt="RGB2BGR"), "mean_std": R(p, **IMAGENET),
                # a 256 resize cannot hold the 299 crop: the emulated card then hands out 256x256 tensors
                "resize256": R(p, resize_width=256, resize_height=256, crop_x=0, crop_y=0, out_width=256, out_height=256),
                }[fault]
-        return vdsp.VdspPipeline(bad)
+        return type(pipe)(bad)
     if variant == "timm-eval":
         cfg = V.timm_data_config("inception_v4")
         if fault == "bgr":
@@ -186,9 +186,9 @@ def _planted(fault: str, variant: str):
     raise AssertionError(variant)
 
 
-FAULTS = [(f, v) for v in ("fast", "ascend-modelzoo", "vacc-vdsp", "timm-eval")
+FAULTS = [(f, v) for v in ("fast", "ascend-modelzoo", *V.VDSP_VARIANTS, "timm-eval")
           for f in ("bgr", "mean_std", "resize256", "interpolation")
-          if not (v == "vacc-vdsp" and f == "interpolation")]     # vdsp_params has no bicubic to plant (BILINEAR_CV only)
+          if not (v in V.VDSP_VARIANTS and f == "interpolation")]   # vdsp_params has no bicubic to plant (BILINEAR_CV only)
 
 
 @pytest.mark.parametrize("fault,variant", FAULTS, ids=[f"{f}-into-{v}" for f, v in FAULTS])
@@ -243,15 +243,15 @@ def _outputs(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _case(outputs: dict[str, np.ndarray]) -> expected.ExpectedCase:
-    return expected.ExpectedCase("m-vacc-vdsp", "m", "vacc-vdsp", "pil", "vdsp std 0.5",
+    return expected.ExpectedCase("m-vacc-vamp", "m", "vacc-vamp", "cv2", "vdsp std 0.5",
                                  {n: expected.digest(a, (0.5, 0.1)) for n, a in outputs.items()})
 
 
 def test_exact_gate_passes_on_the_same_bytes_whatever_the_distance_to_the_reference():
     outputs = _outputs()
     far = parity.summarise([parity.compare_image(np.zeros((3, 6, 5)), a + 9, name=n) for n, a in outputs.items()])
-    near = parity.RecordedDistance("m", "vacc-vdsp", 0.5, 0.1, 0.1, 0, 0, 3, "test")
-    record = expected.gate_expected("m", "vacc-vdsp", outputs, _case(outputs), recorded_libraries={},
+    near = parity.RecordedDistance("m", "vacc-vamp", 0.5, 0.1, 0.1, 0, 0, 3, "test")
+    record = expected.gate_expected("m", "vacc-vamp", outputs, _case(outputs), recorded_libraries={},
                                     distance=far, recorded_distance=near)
     assert record.status == PASS, record.explain()          # the distance is information, never the verdict
     assert "3/3 images bit-identical" in record.reason
@@ -267,20 +267,20 @@ def test_exact_gate_failure_says_which_images_how_far_and_how_to_regenerate():
     del changed["img2.png"]
     changed["new.png"] = outputs["img0.png"]
     libs = {**expected.library_versions(), "Pillow": "0.0.1"}
-    record = expected.gate_expected("m", "vacc-vdsp", changed, rec, recorded_libraries=libs, pipeline="vdsp std 0.501")
+    record = expected.gate_expected("m", "vacc-vamp", changed, rec, recorded_libraries=libs, pipeline="vdsp std 0.501")
     assert record.status == FAIL
     text = record.explain()
-    assert "1/3 images differ from the recorded outputs of m-vacc-vdsp" in text
+    assert "1/3 images differ from the recorded outputs of m-vacc-vamp" in text
     assert "img1.png: channel mean" in text and "vs recorded" in text and "std" in text
     assert "at least 0.004 off" in text
     assert "recorded images not produced: img2.png" in text and "images without a recorded output: new.png" in text
     assert "pipeline now: 'vdsp std 0.501'; recorded: 'vdsp std 0.5'" in text
     assert "library versions differ from the record: Pillow" in text and "(recorded 0.0.1)" in text
     assert expected.REGENERATE in text and "vendor's own tool" in text
-    shape = expected.gate_expected("m", "vacc-vdsp", {**outputs, "img0.png": outputs["img0.png"][:, :5]}, rec,
+    shape = expected.gate_expected("m", "vacc-vamp", {**outputs, "img0.png": outputs["img0.png"][:, :5]}, rec,
                                    recorded_libraries={})
     assert shape.status == FAIL and "float32 [3, 5, 5] vs recorded float32 [3, 6, 5]" in shape.reason
-    dtype = expected.gate_expected("m", "vacc-vdsp", {**outputs, "img0.png": outputs["img0.png"].astype(np.float64)},
+    dtype = expected.gate_expected("m", "vacc-vamp", {**outputs, "img0.png": outputs["img0.png"].astype(np.float64)},
                                    rec, recorded_libraries={})
     assert dtype.status == FAIL and "float64" in dtype.reason
 
@@ -290,14 +290,14 @@ def test_one_ulp_fails_the_exact_gate():
     nudged = dict(outputs)
     nudged["img0.png"] = outputs["img0.png"].copy()
     nudged["img0.png"][0, 0, 0] = np.nextafter(nudged["img0.png"][0, 0, 0], np.float32(np.inf))
-    assert expected.gate_expected("m", "vacc-vdsp", nudged, _case(outputs)).status == FAIL
+    assert expected.gate_expected("m", "vacc-vamp", nudged, _case(outputs)).status == FAIL
 
 
 def test_exact_gate_without_a_record_skips_and_says_how_to_record():
-    record = expected.gate_expected("m", "vacc-vdsp", _outputs(), None)
+    record = expected.gate_expected("m", "vacc-vamp", _outputs(), None)
     assert record.status == SKIP
     assert expected.REGENERATE in record.reason and "vendor's own tool" in record.reason
-    assert expected.gate_expected("m", "vacc-vdsp", {}, _case(_outputs())).status == SKIP
+    assert expected.gate_expected("m", "vacc-vamp", {}, _case(_outputs())).status == SKIP
 
 
 def test_stats_change_is_a_lower_bound_of_the_largest_change():
@@ -366,13 +366,50 @@ def test_planted_resize_reaches_every_deployed_pipeline():
 
     for variant in V.DEPLOYED:
         pipe = planted.plant(measured.case_for("inception_v4", variant).pipeline(), planted.Change(resize=343))
-        if isinstance(pipe, vdsp.VdspPipeline):
+        if variant in V.VDSP_VARIANTS:
             assert (pipe.params.resize_width, pipe.params.resize_height) == (343, 343)
         elif isinstance(pipe, V.TimmEvalPipeline):
             tf = timm.data.create_transform(**pipe.data_config, is_training=False)
             assert tf.transforms[0].size == 343, tf
         else:
             assert pipe.spec.resize == 343, variant
+
+
+def test_vacc_variants_decode_with_opencv_and_their_decoder_fault_is_pil():
+    cmyk = next(f for f in planted.EXACT_FAULTS if f.other_decoder)
+    for variant in V.VDSP_VARIANTS:
+        assert V.decoder_of(variant) == "cv2"
+        _, overrides = cmyk.apply(measured.case_for("inception_v4", variant).pipeline(), "cv2")
+        assert overrides == {planted.CMYK_FIXTURE: "pil"}
+        assert "decoded with PIL" in cmyk.describe("cv2") and "documented OpenCV" in cmyk.describe("cv2")
+    # the EXIF-rotated fixture reaches the VACC flows rotated: stored 400x300, OpenCV decodes it 300x400
+    exif = measured.GOOD_IMAGES / "exif_orientation6_400x300.jpg"
+    assert decoders.decode(exif, "cv2").size == (300, 400) and decoders.decode(exif, "pil").size == (400, 300)
+
+
+def test_planted_changes_reach_each_setting_or_say_why_not():
+    vamp = measured.case_for("inception_v4", "vacc-vamp").pipeline()
+    fast = V.build("fast", "inception_v4")
+    assert isinstance(planted.plant(fast, planted.Change(crop_rounding="truncate")), V.AscendModelzooPipeline)
+    assert isinstance(planted.plant(V.build("ascend-modelzoo", "inception_v4"), planted.Change(crop_rounding="round")),
+                      type(fast))
+    rounded = planted.plant(vamp, planted.Change(crop_rounding="round")).params      # (342 - 299) / 2 = 21.5 -> 22
+    assert (rounded.crop_x, rounded.crop_y) == (22, 22) and (vamp.params.crop_x, vamp.params.crop_y) == (21, 21)
+    small = planted.plant(vamp, planted.Change(resize=256, crop=256)).params
+    assert (small.resize_width, small.out_width, small.crop_x) == (256, 256, 0)
+    assert planted.plant(fast, planted.Change(mean_std=planted.IMAGENET_MEAN_STD)).spec.mean == (0.485, 0.456, 0.406)
+    with pytest.raises(planted.NotPlantable, match="BILINEAR_CV"):
+        planted.plant(vamp, planted.Change(interpolation="bicubic"))
+    img = Image.new("RGB", (40, 30), (10, 20, 30))
+    assert np.array_equal(planted.plant(vamp, planted.Change(channels_reversed=True))(img), vamp(img)[::-1])
+    assert planted.plant(fast, planted.Change()) == fast
+
+
+def test_baseline_rows_name_library_variants():
+    """A documented hardware row says which preprocessing flow produced it (the VACC rows: vacc-vsx, the
+    model zoo's classification.py); that name must be a variant this library emulates."""
+    named = {row.preprocess_variant for mb in baselines.load_all().values() for row in mb.rows if row.preprocess_variant}
+    assert "vacc-vsx" in named and named <= set(V.VARIANTS)
 
 
 def test_fault_matrix_plants_every_exact_fault_into_every_deployed_variant():

@@ -128,13 +128,13 @@ def test_ascend_equals_reference_moved_by_the_offset_rounding(case):
 @SETTINGS
 @given(side=st.integers(1, 342), seed=st.integers(0, 2**16))
 def test_vdsp_on_square_images_is_reference_shifted_within_one_level(side, seed):
-    """A square image has no aspect ratio to lose: vdsp's 342x342 resize equals torchvision's up to the
-    interpolation's rounding (<= 1 level) when upscaling, and its crop at 21 sits 1 px up-left of 22."""
+    """A square image has no aspect ratio to lose: the vdsp op's 342x342 resize equals torchvision's up to
+    the interpolation's rounding (<= 1 level) when upscaling, and its crop at 21 sits 1 px up-left of 22."""
     spec = baselines.model("inception_v4").preprocess
-    params = vdsp.load_params(measured.VDSP_DIR / "timm-inception_v4-vdsp_params.json")
+    params = vdsp.load_params(measured.VDSP_DIR / measured.VDSP_FIXTURES[("inception_v4", "inception")])
     img = _content(seed, side, side, "RGB")
     ref = V.build("fast", spec=spec)(img)
-    out = vdsp.VdspPipeline(params)(img)
+    out = vdsp.VampPipeline(params)(img)
     levels = np.abs(out[:, 1:, 1:] - ref[:, :-1, :-1]) * np.asarray(spec.std, np.float32)[:, None, None] * 255
     slack = baselines.tolerance("level_roundtrip_slack").value
     assert levels.max() <= baselines.tolerance("interpolation_rounding_levels").value + slack
@@ -159,37 +159,45 @@ def test_broken_files_raise_zoogate_error_naming_the_file(data):
         path.unlink()
 
 
-@settings(max_examples=40, deadline=None)
-@given(w=st.integers(1, 700), h=st.integers(1, 700), out_w=st.integers(1, 400), out_h=st.integers(1, 400),
-       seed=st.integers(0, 2**16))
-def test_cv_linear_resize_matches_opencv(w, h, out_w, out_h, seed):
-    cv2 = pytest.importorskip("cv2", reason="opencv is not installed: `pip install opencv-python-headless` "
-                                            "to cross-check the vdsp resize against cv2.resize (optional)")
-    img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    assert np.array_equal(vdsp.cv_linear_resize(img, out_w, out_h),
-                          cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_LINEAR))
+@settings(max_examples=30, deadline=None)
+@given(w=st.integers(1, 700), h=st.integers(1, 700), resize=st.integers(1, 400), seed=st.integers(0, 2**16))
+def test_vdsp_op_on_interleaved_pixels_equals_the_planar_op(w, h, resize, seed):
+    """The card's op reads RGB_PLANAR; we resize the interleaved image: the same bytes, because OpenCV's
+    bilinear resamples each channel on its own (one plane at a time here, as the card holds them)."""
+    import cv2
+
+    rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    crop = max(1, resize * 7 // 8)
+    params = vdsp.VdspParams(resize, resize, crop, crop, (resize - crop) // 2, (resize - crop) // 2,
+                             (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    planes = np.stack([cv2.resize(np.ascontiguousarray(rgb[..., c]), (resize, resize), interpolation=cv2.INTER_LINEAR)
+                       for c in range(3)])
+    o = params.crop_x
+    window = planes[:, o:o + crop, o:o + crop].astype(np.float32)
+    want = (window / np.float32(255) - np.asarray(params.mean, np.float32)[:, None, None]) \
+        / np.asarray(params.std, np.float32)[:, None, None]
+    assert np.array_equal(vdsp.fusion_op(rgb, params), want)
 
 
-@settings(max_examples=40, deadline=None)
-@given(w=st.integers(1, 300), h=st.integers(1, 300), out_w=st.integers(1, 300), out_h=st.integers(1, 300),
-       seed=st.integers(0, 2**16))
-def test_cv_linear_resize_is_a_convex_half_pixel_interpolation(w, h, out_w, out_h, seed):
-    """Independent of OpenCV: each output lies within one level of the float bilinear interpolation
-    at the half-pixel-centre position (edges clamped)."""
-    img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    got = vdsp.cv_linear_resize(img, out_w, out_h).astype(np.float64)
+@settings(max_examples=30, deadline=None)
+@given(w=st.integers(2, 400), h=st.integers(2, 400), seed=st.integers(0, 2**16))
+def test_vsx_resamples_exactly_the_odd_sized_images(w, h, seed):
+    """vsx classification.py resizes an image with an odd side to even sides before the op; an image with
+    two even sides reaches the op untouched, so vsx and vamp agree on it bit for bit."""
+    params = vdsp.load_params(measured.VDSP_DIR / measured.VDSP_FIXTURES[("inception_v4", "inception")])
+    img = _content(seed, w, h, "RGB")
+    even = vdsp.even_size(np.asarray(img))
+    assert even.shape[:2] == (h // 2 * 2, w // 2 * 2)
+    vsx, vamp = vdsp.VsxPipeline(params)(img), vdsp.VampPipeline(params)(img)
+    assert vsx.shape == vamp.shape == (3, params.out_height, params.out_width)
+    if w % 2 == 0 and h % 2 == 0:
+        assert np.array_equal(vsx, vamp)
+    else:
+        assert np.array_equal(vsx, vdsp.fusion_op(even, params))
 
-    def taps(src, dst):
-        f = np.clip((np.arange(dst) + 0.5) * src / dst - 0.5, 0, src - 1)
-        i0 = np.minimum(np.floor(f).astype(int), src - 1)
-        return i0, np.minimum(i0 + 1, src - 1), f - i0
 
-    x0, x1, fx = taps(w, out_w)
-    y0, y1, fy = taps(h, out_h)
-    p = img.astype(np.float64)
-    rows = p[:, x0] * (1 - fx)[None, :, None] + p[:, x1] * fx[None, :, None]
-    want = rows[y0] * (1 - fy)[:, None, None] + rows[y1] * fy[:, None, None]
-    if (w, h) == (2 * out_w, 2 * out_h):    # OpenCV averages 2x2 blocks for an exact 2x shrink
-        want = (p[0::2, 0::2] + p[0::2, 1::2] + p[1::2, 0::2] + p[1::2, 1::2]) / 4
-    assert np.abs(got - want).max() <= (baselines.tolerance("interpolation_rounding_levels").value
-                                        + baselines.tolerance("level_roundtrip_slack").value)
+def test_vsx_refuses_a_one_pixel_side_with_a_reason():
+    params = vdsp.load_params(measured.VDSP_DIR / measured.VDSP_FIXTURES[("inception_v4", "inception")])
+    with pytest.raises(ValueError, match="side of 1 px"):
+        vdsp.VsxPipeline(params)(Image.new("RGB", (1, 7)))
+    assert vdsp.VampPipeline(params)(Image.new("RGB", (1, 7))).shape == (3, 299, 299)

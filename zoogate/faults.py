@@ -141,43 +141,25 @@ def _preprocessing_fault(variant_pipeline: Callable, runner: str) -> GateRecord:
     return parity.gate_identical(PREPROCESS_MODEL, runner, dist)
 
 
-def _planted_spec(**changes):
-    from zoogate.preprocess import variants
-
-    spec = dataclasses.replace(baselines.model(PREPROCESS_MODEL).preprocess, **changes)
-    return variants.build("reference", PREPROCESS_MODEL, spec=spec)
-
-
 def healthy_preprocessing() -> GateRecord:
     from zoogate.preprocess import variants
 
     return _preprocessing_fault(variants.build("fast", PREPROCESS_MODEL), "fast")
 
 
-def bgr_channel_order() -> GateRecord:
-    from zoogate.preprocess import variants
+def matrix_preprocessing(fault_id: str) -> GateRecord:
+    """One of zoogate.preprocess.planted.MATRIX_FAULTS planted into the reference (its fast copy)."""
+    from zoogate.preprocess import planted, variants
 
-    fast = variants.build("fast", PREPROCESS_MODEL)
-    return _preprocessing_fault(lambda img: np.ascontiguousarray(fast(img)[::-1]), "fast+BGR")
-
-
-def wrong_mean_std() -> GateRecord:
-    return _preprocessing_fault(_planted_spec(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
-                                "fast+imagenet-mean-std")
+    fault = next(f for f in planted.MATRIX_FAULTS if f.id == fault_id)
+    return _preprocessing_fault(fault.pipeline(variants.build("fast", PREPROCESS_MODEL)), f"fast+{fault.id}")
 
 
-def resize_256_for_342() -> GateRecord:
-    return _preprocessing_fault(_planted_spec(resize=256, crop=256), "fast+Resize(256)")
+def _matrix_preprocessing_rows() -> tuple[Fault, ...]:
+    from zoogate.preprocess.planted import MATRIX_FAULTS
 
-
-def bicubic_for_bilinear() -> GateRecord:
-    return _preprocessing_fault(_planted_spec(interpolation="bicubic"), "fast+bicubic")
-
-
-def truncating_crop_offset() -> GateRecord:
-    from zoogate.preprocess import variants
-
-    return _preprocessing_fault(variants.build("ascend-modelzoo", PREPROCESS_MODEL), "fast+truncated-crop")
+    return tuple(Fault(f.id, f.text, "preprocessing", "max_abs_vs_reference", lambda f=f.id: matrix_preprocessing(f),
+                       healthy_preprocessing) for f in MATRIX_FAULTS)
 
 
 # ---- exact preprocessing gates: every fault of zoogate.preprocess.planted.EXACT_FAULTS x every deployed variant
@@ -528,16 +510,7 @@ def reference_of_other_weights(other_weights: bool = True) -> GateRecord:
 
 
 FAULTS: tuple[Fault, ...] = (
-    Fault("bgr-channel-order", "BGR channel order fed to an RGB model", "preprocessing", "max_abs_vs_reference",
-          bgr_channel_order, healthy_preprocessing),
-    Fault("wrong-mean-std", "ImageNet mean/std instead of the documented 0.5/0.5", "preprocessing",
-          "max_abs_vs_reference", wrong_mean_std, healthy_preprocessing),
-    Fault("resize-256-for-342", "Resize(256)/CenterCrop(256) for a Resize(342)/CenterCrop(299) model", "preprocessing",
-          "max_abs_vs_reference", resize_256_for_342, healthy_preprocessing),
-    Fault("bicubic-for-bilinear", "bicubic resize where the reference is bilinear", "preprocessing",
-          "max_abs_vs_reference", bicubic_for_bilinear, healthy_preprocessing),
-    Fault("truncating-crop-offset", "crop offset truncated instead of rounded (1-px shift)", "preprocessing",
-          "max_abs_vs_reference", truncating_crop_offset, healthy_preprocessing),
+    *_matrix_preprocessing_rows(),
     *_exact_preprocessing_rows(),
     Fault("label-offset-1001-as-1000", "1001-class output (background at 0) scored as 1000 classes", "accuracy",
           "label_offset", label_offset_1001_as_1000,

@@ -7,23 +7,36 @@ import sys
 from pathlib import Path
 
 # spelled out (not imported) so `zoogate --help` stays fast; a test keeps them equal to the library's
-VARIANT_CHOICES = ("reference", "ascend-modelzoo", "vacc-vdsp", "timm-eval", "fast")
+VARIANT_CHOICES = ("reference", "ascend-modelzoo", "vacc-vamp", "vacc-vsx", "timm-eval", "fast")
 FORMAT_CHOICES = ("bin", "npy", "npz")
 DESCRIPTION = ("Write a model's reference preprocessing (or a documented deployed variant) of every image in a "
                "folder as files a device flow reads.")
 
 EPILOG = """\
-One output per input file, same sub-folder and stem, under --out:
-  bin  float32 CHW raw (ndarray.tofile), the Ascend/ais_bench input (1,072,812 bytes at 299 px)
-  npy  float32 CHW (np.save)
-  npz  the VACC vamp input: key input_0 = uint8 CHW RGB at the original size, plus OUT/npz_datalist.txt;
-       the card applies its vdsp_params itself (use with --variant vacc-vdsp)
+Outputs under --out, laid out as each flow reads them:
+  bin  float32 CHW raw (ndarray.tofile), the Ascend/ais_bench input (1,072,812 bytes at 299 px). All in
+       --out itself (ais_bench reads the top level of --input only), named as the Ascend script names
+       them: everything before the FIRST dot of the image's name + .bin (a.b.jpg -> a.bin). Images in
+       sub-folders of --src are read too and flattened (the Ascend script lists the top level only and
+       stops at a sub-folder; flattening keeps a synset-foldered val set usable); two images that give
+       one name are an error.
+  npy  float32 CHW (np.save), same sub-folder and stem as the image.
+  npz  the VACC model zoo's image2npz.py output for vamp: only *.JPEG files (case-sensitive, as the tool),
+       found recursively, each as OUT/<its parent folder's name>/<stem>.npz, key input_0 = uint8 CHW RGB
+       at the original size (cv2.imread: EXIF orientation applied), plus the datalist OUT/NAME
+       (--datalist, default npz_datalist.txt; the model zoo's READMEs call it imagenet_npz.txt): one
+       absolute .npz path per line, in the tool's (glob's) order. Pass it to vamp --datalist; the card
+       applies the vdsp_params itself. Goes with --variant vacc-vamp and --vdsp-params (checked against
+       the model's input size).
 Variants: reference = torchvision Resize/CenterCrop/ToTensor/Normalize from the model's baseline entry;
 fast = bit-identical to reference, faster; ascend-modelzoo = the Ascend InceptionV4 script (truncated crop
-offsets); vacc-vdsp = emulation of the card's vdsp_params (needs --vdsp-params); timm-eval = timm's own
-eval transform. Images are read as PIL.Image.open(f).convert("RGB"): EXIF orientation is not applied.
+offsets); vacc-vamp = image2npz.py + the card's vdsp op; vacc-vsx = the vsx classification.py flow (odd
+sides resized to even first, then the vdsp op); both need --vdsp-params; timm-eval = timm's own eval
+transform. reference, fast, ascend-modelzoo and timm-eval read images as PIL.Image.open(f).convert("RGB")
+(EXIF orientation NOT applied); vacc-vamp and vacc-vsx read them with cv2.imread (applied).
+Two images that would write the same output are an error naming both; nothing is written then.
 Exit status: 0 all files written, 1 some files failed (listed on stderr), 2 nothing done (bad arguments,
-existing outputs without --overwrite, --out inside --src)."""
+name collisions, existing outputs without --overwrite, --out inside --src)."""
 
 
 def register(subparsers) -> None:
@@ -33,12 +46,15 @@ def register(subparsers) -> None:
     p.add_argument("--src", required=True, type=Path, help="folder of images (read recursively; never written to)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created; must not be inside --src)")
     p.add_argument("--variant", choices=VARIANT_CHOICES, default=None,
-                   help="preprocessing variant (default: reference; vacc-vdsp with --format npz)")
+                   help="preprocessing variant (default: reference; vacc-vamp with --format npz)")
     p.add_argument("--format", dest="fmt", choices=FORMAT_CHOICES, default="npy", help="output format (default npy)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument("--vdsp-params", type=Path, default=None, metavar="FILE",
-                   help="vdsp_params JSON for --variant vacc-vdsp (examples: fixtures/vdsp_params/)")
+                   help="the VACC build's vdsp_params JSON: required by vacc-vamp, vacc-vsx and --format npz, "
+                        "refused elsewhere (the model zoo's files: fixtures/vdsp_params/)")
+    p.add_argument("--datalist", default=None, metavar="NAME",
+                   help="--format npz: file name of the datalist written in --out (default npz_datalist.txt)")
     p.set_defaults(func=run)
 
 
@@ -48,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
     from zoogate.preprocess import batch
 
-    variant = args.variant or ("vacc-vdsp" if args.fmt == "npz" else "reference")
+    variant = args.variant or (batch.NPZ_VARIANT if args.fmt == "npz" else "reference")
     job = batch.Job(model=args.model, src=args.src, out=args.out, variant=variant, fmt=args.fmt,
-                    vdsp_params=args.vdsp_params, jobs=args.jobs, overwrite=args.overwrite)
+                    vdsp_params=args.vdsp_params, jobs=args.jobs, overwrite=args.overwrite, datalist=args.datalist)
     planned = batch.plan(job)          # ZoogateError -> exit 2 before anything is written
     with tqdm(total=len(planned.items), file=sys.stderr, unit="img", desc=f"{args.model} {variant} -> {args.fmt}",
               disable=None) as bar:

@@ -1,33 +1,42 @@
 """Preprocess a folder of images into one output file per image: the engine of `zoogate preprocess`.
 
 Rules (each one is tested in suites/test_preprocess_cli.py):
-- every regular file under SRC is an input, recursively; what is left out (hidden names starting with
-  ".", symlinked folders, which are not followed, special files) is listed in the report; a file that
-  is not an image FAILS with the reason, it is not skipped;
-- OUT/<sub-folder>/<stem>.<fmt> per input; two inputs with the same stem in one folder (a.jpg, a.png)
-  would write the same output: the second one fails, naming the first;
+- bin and npy: every regular file under SRC is an input, recursively; what is left out (hidden names
+  starting with ".", symlinked folders, which are not followed, special files) is listed in the report;
+  a file that is not an image FAILS with the reason, it is not skipped;
+- npz (the VACC image2npz.py flow): the inputs are the files that tool takes, ``**/*.JPEG`` under SRC
+  (recursive, case-sensitive, in glob's order, which is the datalist's order); every other file is
+  listed as left out;
+- where the outputs go (writers.output_path): bin flat in OUT, named as the Ascend script names them
+  (everything before the first dot), so sub-folders of SRC are flattened; npy mirrors SRC's sub-folders;
+  npz goes to OUT/<parent folder name>/<stem>.npz, as image2npz.py lays it out;
+- two inputs that would write the same output are an error naming both, before anything is written;
 - nothing is ever written inside SRC (OUT equal to or inside SRC is refused), and existing outputs
   are not replaced unless overwrite=True (checked before anything is written);
+- --vdsp-params is read and checked against the model wherever a flow reads it (the vacc variants,
+  npz), and refused where nothing would read it;
 - one bad file never stops the others: its error is collected and the run goes on.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.preprocess import variants as V
 from zoogate.preprocess import writers
 from zoogate.preprocess.decoders import decode
+from zoogate.preprocess.vdsp import VampInput
 
 TORCH_VARIANTS = ("reference", "timm-eval")      # variants whose pipeline runs torch ops
+NPZ_VARIANT = "vacc-vamp"                        # the flow that reads npz files
+NPZ_PATTERN = "*.JPEG"                           # what image2npz.py takes: case-sensitive, recursive
 
 
 @dataclass(frozen=True)
@@ -40,12 +49,16 @@ class Job:
     vdsp_params: Path | None = None
     jobs: int = 1
     overwrite: bool = False
+    datalist: str | None = None              # npz only: the datalist's file name in OUT
+
+    @property
+    def datalist_name(self) -> str:
+        return self.datalist or writers.DATALIST_NAME
 
 
 @dataclass
 class Plan:
     items: list[tuple[Path, Path]]               # (input, output) to process
-    failures: list[tuple[Path, str]]             # inputs refused before processing (name collisions)
     left_out: list[tuple[Path, str]]             # (entry, why) not taken as inputs, reported
 
 
@@ -66,6 +79,21 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _validate_vdsp(job: Job) -> None:
+    reads_vdsp = job.variant in V.VDSP_VARIANTS or job.fmt == "npz"
+    if job.vdsp_params is None:
+        if reads_vdsp:
+            what = "--format npz (vamp preprocesses the npz with it)" if job.fmt == "npz" else f"--variant {job.variant}"
+            raise ZoogateError(f"{what} needs --vdsp-params FILE: the vdsp_params JSON of the VACC build (the model "
+                               "zoo's files are in fixtures/vdsp_params/)")
+        return
+    if not reads_vdsp:
+        raise ZoogateError(f"--vdsp-params is read only by the VACC flows (--variant {', '.join(V.VDSP_VARIANTS)}, "
+                           f"--format npz), not by --variant {job.variant} --format {job.fmt}; leave it out",
+                           job.vdsp_params)
+    V.vdsp_for_model(job.vdsp_params, job.model)
+
+
 def validate(job: Job) -> None:
     """Everything that makes the whole run impossible, before any file is touched (ZoogateError)."""
     baselines.model(job.model)
@@ -73,11 +101,18 @@ def validate(job: Job) -> None:
         raise ZoogateError(f"unknown format {job.fmt!r}; known: {', '.join(writers.FORMATS)}")
     if job.variant not in V.VARIANTS:
         raise ZoogateError(f"unknown variant {job.variant!r}; known: {', '.join(V.VARIANTS)}")
-    if job.fmt == "npz" and job.variant != "vacc-vdsp":
-        raise ZoogateError("--format npz writes the raw uint8 image that a VACC card preprocesses itself "
-                           "(vdsp); it goes with --variant vacc-vdsp, not " + job.variant)
+    if job.fmt == "npz" and job.variant != NPZ_VARIANT:
+        raise ZoogateError(f"--format npz writes the raw uint8 image that vamp hands to the card's vdsp op (the "
+                           f"{NPZ_VARIANT} flow); it goes with --variant {NPZ_VARIANT}, not {job.variant}")
+    if job.datalist is not None:
+        if job.fmt != "npz":
+            raise ZoogateError(f"--datalist names the npz datalist; --format {job.fmt} writes none")
+        if job.datalist in ("", ".", "..") or os.sep in job.datalist or (os.altsep and os.altsep in job.datalist):
+            raise ZoogateError(f"--datalist {job.datalist!r}: expected a file name (it is written in --out), "
+                               "not a path")
     if job.jobs < 1:
         raise ZoogateError(f"--jobs must be >= 1, got {job.jobs}")
+    _validate_vdsp(job)
     if not job.src.exists():
         raise ZoogateError("source folder not found", job.src)
     if not job.src.is_dir():
@@ -89,7 +124,7 @@ def validate(job: Job) -> None:
     if out.exists() and not out.is_dir():
         raise ZoogateError("output exists and is not a folder", job.out)
     if job.fmt != "npz":
-        V.build(job.variant, job.model, vdsp_params=job.vdsp_params)   # surfaces a missing/bad vdsp JSON, non-timm model
+        V.build(job.variant, job.model, vdsp_params=job.vdsp_params)   # surfaces a bad vdsp JSON, non-timm model
 
 
 def discover(src: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -117,29 +152,60 @@ def discover(src: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     return inputs, left_out
 
 
+def discover_jpeg(src: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """image2npz.py's inputs: ``glob(SRC/**/*.JPEG, recursive=True)`` in glob's own order (the tool does not
+    sort; neither do we, so the datalist lists the images in the order the tool would); left out: every
+    other file under SRC."""
+    found = glob.glob(os.path.join(glob.escape(os.fspath(src)), "**", NPZ_PATTERN), recursive=True)
+    inputs, left_out = [], []
+    for path in map(Path, found):
+        if path.is_file():
+            inputs.append(path)
+        else:
+            left_out.append((path, "not a regular file"))
+    taken = {os.path.abspath(p) for p in inputs}
+    files, skipped = discover(src)           # glob skips hidden names too, but follows symlinked folders
+    left_out += [(p, f"not {NPZ_PATTERN} (image2npz.py reads only {NPZ_PATTERN} files)")
+                 for p in files if os.path.abspath(p) not in taken]
+    return inputs, left_out + [(p, why) for p, why in skipped if why == "hidden"]
+
+
+def _collision_error(collisions: list[tuple[Path, Path, Path]], job: Job) -> ZoogateError:
+    why = {"bin": "a .bin is named by everything before the first dot of the image's name, all in one folder, as "
+                  "the Ascend script names them and ais_bench reads them",
+           "npz": "an .npz goes to <parent folder name>/<stem>.npz, as image2npz.py lays them out",
+           "npy": "same folder and stem"}[job.fmt]
+    shown = "; ".join(f"{a} and {b} both give {t.relative_to(job.out)}" for a, b, t in collisions[:3])
+    more = f"; and {len(collisions) - 3} more" if len(collisions) > 3 else ""
+    return ZoogateError(f"{len(collisions)} output name collision(s): {shown}{more} ({why}); rename one of each "
+                        "pair; nothing was written", job.src)
+
+
 def plan(job: Job) -> Plan:
     validate(job)
-    inputs, left_out = discover(job.src)
+    inputs, left_out = discover_jpeg(job.src) if job.fmt == "npz" else discover(job.src)
     if not inputs:
-        raise ZoogateError("no files to preprocess" + (f" ({len(left_out)} entries left out: hidden, symlinked "
-                                                       "folders or special files)" if left_out else ""), job.src)
-    items, failures, claimed = [], [], {}
+        what = f"no {NPZ_PATTERN} files (image2npz.py's pattern, case-sensitive)" if job.fmt == "npz" else "no files"
+        raise ZoogateError(f"{what} to preprocess" + (f" ({len(left_out)} entries left out)" if left_out else ""),
+                           job.src)
+    items, claimed, collisions = [], {}, []
     for path in inputs:
-        target = writers.output_path(job.out, path.relative_to(job.src), job.fmt)
+        target = writers.output_path(job.out, path, job.src, job.fmt)
         if target in claimed:
-            failures.append((path, f"{path}: its output {target.name} would also be written for {claimed[target].name} "
-                                   "(same name, other extension); rename one of them"))
+            collisions.append((claimed[target], path, target))
             continue
         claimed[target] = path
         items.append((path, target))
+    if collisions:
+        raise _collision_error(collisions, job)
     existing = [t for _, t in items if t.exists()]
-    if job.fmt == "npz" and (job.out / writers.DATALIST_NAME).exists():
-        existing.append(job.out / writers.DATALIST_NAME)
+    if job.fmt == "npz" and (job.out / job.datalist_name).exists():
+        existing.append(job.out / job.datalist_name)
     if existing and not job.overwrite:
         shown = ", ".join(str(p) for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ZoogateError(f"{len(existing)} output file(s) already exist ({shown}); nothing was written. "
                            "Pass --overwrite to replace them, or choose another --out", job.out)
-    return Plan(items, failures, left_out)
+    return Plan(items, left_out)
 
 
 # ---- per-file work (in this process or in pool workers) ----
@@ -162,7 +228,7 @@ def _process(item: tuple[Path, Path]) -> str | None:
     try:
         img = decode(src, V.decoder_of(job.variant))      # the variant's documented decoder
         if job.fmt == "npz":
-            writers.write_npz_image(target, np.asarray(img).transpose(2, 0, 1))
+            writers.write_npz_image(target, VampInput()(img))
         else:
             writers.write_tensor(target, _WORKER["pipeline"](img), job.fmt)
         return None
@@ -198,7 +264,7 @@ def _results(job: Job, items: list[tuple[Path, Path]]):
 def run(job: Job, progress: Callable[[int], None] | None = None, planned: Plan | None = None) -> Report:
     """Process every planned file; ZoogateError only for problems that stop the whole run."""
     p = planned or plan(job)
-    report = Report(job, failures=list(p.failures), left_out=p.left_out)
+    report = Report(job, left_out=p.left_out)
     for (src, target), error in zip(p.items, _results(job, p.items)):
         if error is None:
             report.written.append(target)
@@ -207,6 +273,6 @@ def run(job: Job, progress: Callable[[int], None] | None = None, planned: Plan |
         if progress:
             progress(1)
     if job.fmt == "npz" and report.written:
-        report.datalist = writers.write_datalist(job.out, report.written)
+        report.datalist = writers.write_datalist(job.out, report.written, job.datalist_name)
     report.failures.sort(key=lambda f: str(f[0]))
     return report

@@ -1,8 +1,8 @@
 """The parity cases (model x variant), the fixture set they run on, and each case's recorded state.
 
 One case per distinct preprocessing of the registry: reference/fast/ascend-modelzoo once per distinct
-baseline spec (inception 342/299/0.5, imagenet 256/224, mindspore 299/299), vacc-vdsp once per
-distinct (spec, vdsp_params file), timm-eval once per distinct (spec, timm data config). The model
+baseline spec (inception 342/299/0.5, imagenet 256/224, mindspore 299/299), vacc-vamp and vacc-vsx once
+per distinct (spec, vdsp_params file), timm-eval once per distinct (spec, timm data config). The model
 that stands for a group is the first documented implementation in registry order (inception_v4 for
 the inception spec, iresnet50 for imagenet). Each case decodes the fixtures with its variant's declared
 decoder (variants.DECODER_OF).
@@ -97,7 +97,7 @@ def _ordered_models() -> list[ModelBaseline]:
 def _group_key(variant: str, mb: ModelBaseline):
     if variant in ("reference", "fast", "ascend-modelzoo"):
         return spec_key(mb)
-    if variant == "vacc-vdsp":
+    if variant in V.VDSP_VARIANTS:
         path = vdsp_fixture(mb)
         return None if path is None else (spec_key(mb), path.read_text(encoding="utf-8"))
     if variant == "timm-eval":
@@ -117,7 +117,7 @@ def parity_cases(variants: tuple[str, ...] = V.VARIANTS) -> list[ParityCase]:
                 groups.setdefault(key, []).append(mb)
         for members in groups.values():
             first = members[0]
-            cases.append(ParityCase(first.name, variant, vdsp_fixture(first) if variant == "vacc-vdsp" else None,
+            cases.append(ParityCase(first.name, variant, vdsp_fixture(first) if variant in V.VDSP_VARIANTS else None,
                                     tuple(m.name for m in members[1:])))
     return cases
 
@@ -220,8 +220,9 @@ NOTES = {
     "fast": "bit-identical to the reference by design",
     "ascend-modelzoo": "same resize; crop offsets truncated where torchvision rounds: the window sits 1 px up/left "
                        "when a margin is odd and its half rounds up (43 -> 21 vs 22)",
-    "vacc-vdsp": "square resize (aspect ratio not kept) with OpenCV bilinear (no antialias when shrinking), "
-                 "crop at CropX/CropY",
+    "vacc-vamp": "cv2.imread decode (EXIF orientation applied, its own CMYK and 16-bit conversion); square "
+                 "cv2.resize INTER_LINEAR (aspect ratio not kept, no antialias when shrinking), crop at CropX/CropY",
+    "vacc-vsx": "as vacc-vamp, and an image with an odd side is first resized to even sides (INTER_LINEAR)",
     "timm-eval": "timm's eval config: bicubic, crop_pct 0.875 (Resize 341 for 299), timm's mean/std",
 }
 

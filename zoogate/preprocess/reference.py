@@ -1,7 +1,8 @@
 """The reference pipeline: exactly the torchvision transforms a model's baseline entry documents.
 
 Input is ``PIL.Image.open(f).convert("RGB")``: the EXIF Orientation tag is NOT applied (that call ignores
-it), and every variant in zoogate.preprocess follows the reference in this.
+it). The PIL-decoding variants follow the reference in this; the VACC variants decode with OpenCV, as
+their flows do (zoogate.preprocess.decoders).
 """
 
 from __future__ import annotations

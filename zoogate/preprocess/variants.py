@@ -3,17 +3,20 @@
 Every variant is a callable ``pipeline(pil_image) -> float32 CHW`` built from a model's baseline entry
 (`build(variant, model)`), so the parity suite and `zoogate preprocess` run the very same code.
 
-| variant           | semantics                                                                 | vs reference |
-|-------------------|---------------------------------------------------------------------------|--------------|
-| reference         | torchvision Resize(short, PIL) -> CenterCrop (rounded offsets) -> ToTensor -> Normalize | itself |
-| fast              | the same with PIL + a normalisation lookup table, parallel over files      | bit-identical |
-| ascend-modelzoo   | Ascend InceptionV4 guide's script: same resize, crop offsets truncated     | 1-px shift when a margin is odd and its half rounds up |
-| vacc-vdsp         | vdsp_params JSON: square resize (OpenCV bilinear), crop at CropX/CropY     | aspect + interpolation + shift |
-| timm-eval         | timm's pretrained cfg: bicubic, crop_pct 0.875 (Resize 341), timm's mean/std | interpolation, scale, mean/std |
+| variant         | semantics                                                                  | vs reference |
+|-----------------|----------------------------------------------------------------------------|--------------|
+| reference       | PIL decode; torchvision Resize(short, PIL) -> CenterCrop (rounded offsets) -> ToTensor -> Normalize | itself |
+| fast            | the same with PIL + a normalisation lookup table, parallel over files      | bit-identical |
+| ascend-modelzoo | the Ascend InceptionV4 guide's inceptionv4_preprocess.py: PIL decode, same resize, crop offsets truncated | 1-px shift when a margin is odd and its half rounds up |
+| vacc-vamp       | the VACC model zoo's image2npz.py + vamp: cv2.imread (EXIF applied) -> RGB CHW uint8 at the original size; the card's vdsp op: square cv2.resize INTER_LINEAR to ResizeWidth x ResizeHeight, crop at CropX/CropY, (x/255 - Mean)/Std | decoder (EXIF rotation, CMYK, 16-bit), aspect ratio not kept, no antialias when shrinking, floored crop offset, float16-rounded Mean/Std where the JSON has them |
+| vacc-vsx        | the VACC model zoo's vsx classification.py: cv2.imread(IMREAD_COLOR); an image with an odd side is first cv2.resize'd (INTER_LINEAR) to (W//2*2, H//2*2); then the same vdsp op | as vacc-vamp, plus the even-size resample of odd-sized images |
+| timm-eval       | timm's pretrained cfg: bicubic, crop_pct 0.875 (Resize 341), timm's mean/std | interpolation, scale, mean/std |
 
-Decoding: each variant declares its decoder in DECODER_OF (zoogate.preprocess.decoders). Today every
-one decodes as the reference does, ``PIL.Image.open(f).convert("RGB")``, which ignores the EXIF
-Orientation tag, so a camera-rotated JPEG reaches all of them with its stored pixel layout.
+Decoding: each variant declares its decoder in DECODER_OF (zoogate.preprocess.decoders). The reference,
+fast, ascend-modelzoo and timm-eval decode as ``PIL.Image.open(f).convert("RGB")``, which ignores the
+EXIF Orientation tag; the VACC flows decode with ``cv2.imread``, which applies it (a camera-rotated JPEG
+reaches them rotated) and converts CMYK and 16-bit images its own way. The vacc variants are driven by a
+vdsp_params JSON (zoogate.preprocess.vdsp), not by the model's baseline entry.
 
 Every variant but the reference is an exact emulation of a deployed pipeline: the suite gates each one on
 its own recorded outputs, bit for bit (zoogate.preprocess.expected).
@@ -33,14 +36,16 @@ from zoogate.baselines import ModelBaseline, Preprocess
 from zoogate.errors import ZoogateError
 from zoogate.preprocess import geometry
 from zoogate.preprocess.fast import PIL_FILTERS, FastPipeline
-from zoogate.preprocess.vdsp import VdspParams, VdspPipeline, load_params
+from zoogate.preprocess.vdsp import VampPipeline, VdspParams, VsxPipeline, load_params
 
-VARIANTS = ("reference", "fast", "ascend-modelzoo", "vacc-vdsp", "timm-eval")
+VARIANTS = ("reference", "fast", "ascend-modelzoo", "vacc-vamp", "vacc-vsx", "timm-eval")
 IDENTICAL = ("reference", "fast")                       # must equal the reference exactly
-DOCUMENTED = ("ascend-modelzoo", "vacc-vdsp", "timm-eval")   # differ from the reference by design
-DEPLOYED = ("fast", "ascend-modelzoo", "vacc-vdsp", "timm-eval")   # exact emulations, gated on their own outputs
+DOCUMENTED = ("ascend-modelzoo", "vacc-vamp", "vacc-vsx", "timm-eval")   # differ from the reference by design
+DEPLOYED = ("fast", "ascend-modelzoo", "vacc-vamp", "vacc-vsx", "timm-eval")   # exact emulations, gated on their own outputs
+VDSP_VARIANTS = ("vacc-vamp", "vacc-vsx")               # driven by a vdsp_params JSON, not the baseline entry
 # the decoder each variant documents (zoogate.preprocess.decoders); a new variant names its own here
-DECODER_OF = {"reference": "pil", "fast": "pil", "ascend-modelzoo": "pil", "vacc-vdsp": "pil", "timm-eval": "pil"}
+DECODER_OF = {"reference": "pil", "fast": "pil", "ascend-modelzoo": "pil", "vacc-vamp": "cv2", "vacc-vsx": "cv2",
+              "timm-eval": "pil"}
 
 Pipeline = Callable[[Image.Image], np.ndarray]
 
@@ -133,6 +138,18 @@ def timm_data_config(name: str) -> dict:
     return dict(resolve_data_config({}, pretrained_cfg=cfg.to_dict()))
 
 
+def vdsp_for_model(vdsp_params: str | os.PathLike | VdspParams, model: str | ModelBaseline) -> VdspParams:
+    """vdsp params that can feed `model`: the op's output (Oimage) must be the model's input size."""
+    mb = baselines.model(model) if isinstance(model, str) else model
+    params = vdsp_params if isinstance(vdsp_params, VdspParams) else load_params(vdsp_params)
+    size = mb.input_size
+    if (params.out_width, params.out_height) != (size, size):
+        raise ZoogateError(f"OpConfig.OimageWidth x OimageHeight is {params.out_width}x{params.out_height}, but "
+                           f"{mb.name} takes {size}x{size} images: these vdsp params are for another model",
+                           params.source or None)
+    return params
+
+
 def decoder_of(variant: str) -> str:
     if variant not in DECODER_OF:
         raise ZoogateError(f"unknown preprocessing variant {variant!r}; known: {', '.join(VARIANTS)}")
@@ -154,18 +171,18 @@ def build(variant: str, model: str | ModelBaseline | None = None, *, spec: Prepr
     """The pipeline of one variant for one model (or for an explicit spec / vdsp params / timm config).
 
     reference, fast, ascend-modelzoo: the model's baseline preprocess (or ``spec``).
-    vacc-vdsp: needs ``vdsp_params`` (a JSON path or VdspParams); the model is not consulted.
+    vacc-vamp, vacc-vsx: need ``vdsp_params`` (a JSON path or VdspParams); the model is not consulted.
     timm-eval: needs a timm model (builder "timm:...") or an explicit ``timm_config``.
     """
     mb = baselines.model(model) if isinstance(model, str) else model
     if variant not in VARIANTS:
         raise ZoogateError(f"unknown preprocessing variant {variant!r}; known: {', '.join(VARIANTS)}")
-    if variant == "vacc-vdsp":
+    if variant in VDSP_VARIANTS:
         if vdsp_params is None:
-            raise ZoogateError("vacc-vdsp needs a vdsp_params JSON (--vdsp-params FILE; examples in "
-                               "fixtures/vdsp_params/)")
+            raise ZoogateError(f"{variant} needs a vdsp_params JSON (--vdsp-params FILE; the model zoo's files "
+                               "are in fixtures/vdsp_params/)")
         params = vdsp_params if isinstance(vdsp_params, VdspParams) else load_params(vdsp_params)
-        return VdspPipeline(params)
+        return (VampPipeline if variant == "vacc-vamp" else VsxPipeline)(params)
     if variant == "timm-eval":
         if timm_config is not None:
             return TimmEvalPipeline(timm_name(mb) if mb else "custom", dict(timm_config))

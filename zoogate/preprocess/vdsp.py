@@ -1,4 +1,4 @@
-"""`vacc-vdsp`: an emulation, on the host, of what a Vastai card's vdsp does to an image before the model.
+"""The vdsp_params JSON of a Vastai VACC card and an emulation, on the host, of what its vdsp op does to an image.
 
 Driven by the same vdsp_params JSON that `vamp --vdsp_params` and VastStreamX's
 ``vsx.Operator.load_ops_from_json_file`` read. The model zoo ships one per model
@@ -22,14 +22,20 @@ Semantics emulated: the whole image is resized to ResizeWidth x ResizeHeight (a 
 classifiers: the aspect ratio is NOT kept) with OpenCV-style bilinear (BILINEAR_CV), the window
 (CropX, CropY, OimageWidth, OimageHeight) is cut out, then ``(x / 255 - Mean) / Std`` per channel.
 
-The resize is cv2.resize(INTER_LINEAR) on uint8 re-done in numpy: half-pixel centres
-``f = (d + 0.5) * src/dst - 0.5``, 11-bit fixed-point weights, and OpenCV's row/column border rules
-and rounding (see cv_linear_resize). Checked against opencv-python-headless 5.0.0 (a dependency for
-the OpenCV decoder, zoogate.preprocess.decoders; the emulation itself does not call it) on 2026-11-23: equal bit for bit on 160+ size pairs (edge cases from 1x1 and exact 2x
-shrinks, and random sizes up to 900x900, up- and downscaling, square and not);
-suites/test_preprocess_properties.py repeats the check whenever cv2 happens to be installed.
-Not emulated: the card's float16 arithmetic (we normalise in float32) and its JPEG decoder (the
-host decodes with PIL, as for the reference; EXIF orientation is not applied).
+The emulation (fusion_op) calls OpenCV itself: ``cv2.resize(rgb, (ResizeWidth, ResizeHeight),
+interpolation=cv2.INTER_LINEAR)`` on the uint8 RGB image (BILINEAR_CV; each channel is resampled on
+its own, so interleaved and planar give the same bytes), the window cut out of it, the planes
+swapped when ColorCvtCode asks, then float32 ``x / 255``, ``- Mean``, ``/ Std``. Two host flows feed it
+(zoogate.preprocess.variants):
+
+vacc-vamp  the model zoo's image2npz.py writes ``cv2.imread`` (EXIF orientation applied) -> RGB ->
+           CHW uint8 at the original size (npz key input_0); vamp hands that image to the op.
+vacc-vsx   the model zoo's vsx classification.py: ``cv2.imread(IMREAD_COLOR)``; when a side is odd,
+           ``cv2.resize`` to (W//2*2, H//2*2) with the default INTER_LINEAR (a real resample of the
+           whole image, not a crop); RGB planar; then the op.
+
+Not emulated: the card's float16 arithmetic (we normalise in float32), and how it maps an image of
+another size onto Iimage*: the op resizes whatever image it is given.
 """
 
 from __future__ import annotations
@@ -56,9 +62,6 @@ _INPUT_KEYS = ("IimageWidth", "IimageHeight", "IimageWidthPitch", "IimageHeightP
 OP_CONFIG_KEYS = ("IimageFormat", "IimageWidth", "IimageHeight", "OimageWidth", "OimageHeight", "CropX", "CropY",
                   "ResizeWidth", "ResizeHeight", "IimageWidthPitch", "IimageHeightPitch", "Mean", "Std",
                   "NormaType", "ColorCvtCode", "ResizeType")
-
-COEF_BITS = 11                      # OpenCV INTER_RESIZE_COEF_BITS
-COEF_ONE = 1 << COEF_BITS
 
 
 @dataclass(frozen=True)
@@ -181,81 +184,95 @@ def load_params(path: str | os.PathLike) -> VdspParams:
     return parse_params(first_op(doc, path), path)
 
 
-# ---- OpenCV-style bilinear on uint8 ----
+# ---- the emulation ----
 
-def _coefficients(frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OpenCV: float32 (1 - f, f) scaled by 2^11 and rounded to nearest (cvRound, half to even)."""
-    c0 = np.rint((np.float32(1) - frac) * np.float32(COEF_ONE)).astype(np.int32)
-    c1 = np.rint(frac * np.float32(COEF_ONE)).astype(np.int32)
-    return c0, c1
+def _rgb(img: Image.Image) -> np.ndarray:
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
-def _source_positions(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
-    """Half-pixel centres in float32 as OpenCV computes them: f = (d + 0.5) * (1 / (dst / src)) - 0.5."""
-    scale = 1.0 / (dst / src)
-    f = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
-    i0 = np.floor(f).astype(np.int64)
-    return i0, (f - i0.astype(np.float32)).astype(np.float32)
+def fusion_op(rgb: np.ndarray, params: VdspParams) -> np.ndarray:
+    """FUSION_OP_RGB_RESIZE_CVTCOLOR_CROP_NORM_TENSOR on a uint8 HxWx3 RGB image -> float32 CHW."""
+    import cv2
+
+    p = params
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"the vdsp op takes a uint8 HxWx3 image, got {rgb.dtype} {rgb.shape}")
+    resized = cv2.resize(rgb, (p.resize_width, p.resize_height), interpolation=cv2.INTER_LINEAR)
+    chw = resized[p.crop_y:p.crop_y + p.out_height, p.crop_x:p.crop_x + p.out_width].transpose(2, 0, 1)
+    if p.color_cvt != "NO_CHANGE":       # the op converts colour before it normalises: Mean[0] meets B
+        chw = chw[::-1]
+    x = chw.astype(np.float32, order="C")
+    if p.norm_type == "DIV255_MINUSMEAN_DIVSTD":
+        x /= np.float32(255)
+    x -= np.asarray(p.mean, np.float32)[:, None, None]
+    x /= np.asarray(p.std, np.float32)[:, None, None]
+    return x
 
 
-def _column_taps(src: int, dst: int):
-    # columns: a tap left of 0 or right of the last pixel takes the edge pixel with weight one
-    i0, frac = _source_positions(src, dst)
-    outside = (i0 < 0) | (i0 >= src - 1)
-    frac = np.where(outside, np.float32(0), frac).astype(np.float32)
-    i0 = np.clip(i0, 0, src - 1)
-    return i0, np.minimum(i0 + 1, src - 1), *_coefficients(frac)
+def even_size(rgb: np.ndarray) -> np.ndarray:
+    """vsx classification.py's host step: an image with an odd side is resized to (W//2*2, H//2*2)."""
+    import cv2
 
-
-def _row_taps(src: int, dst: int):
-    # rows: the fraction is kept and both taps are clamped to the image (OpenCV's row rule differs
-    # from its column rule; with two separately rounded products this changes edge rows by one level)
-    i0, frac = _source_positions(src, dst)
-    return np.clip(i0, 0, src - 1), np.clip(i0 + 1, 0, src - 1), *_coefficients(frac)
-
-
-def cv_linear_resize(hwc: np.ndarray, width: int, height: int) -> np.ndarray:
-    """cv2.resize(hwc, (width, height), interpolation=INTER_LINEAR) for uint8 HxWxC, in numpy."""
-    if hwc.dtype != np.uint8 or hwc.ndim != 3:
-        raise ValueError(f"expected uint8 HxWxC, got {hwc.dtype} {hwc.shape}")
-    src_h, src_w = hwc.shape[:2]
-    if (src_w, src_h) == (width, height):
-        return hwc.copy()
-    pixels = hwc.astype(np.int32)      # largest intermediate: 32640 * 2048 < 2^31
-    if (src_w, src_h) == (2 * width, 2 * height):
-        # OpenCV hands an exact 2x downscale to its area averaging: mean of each 2x2 block, rounded
-        block = pixels[0::2, 0::2] + pixels[0::2, 1::2] + pixels[1::2, 0::2] + pixels[1::2, 1::2]
-        return ((block + 2) >> 2).astype(np.uint8)
-    x0, x1, a0, a1 = _column_taps(src_w, width)
-    y0, y1, b0, b1 = _row_taps(src_h, height)
-    rows = pixels[:, x0] * a0[None, :, None] + pixels[:, x1] * a1[None, :, None]    # 2^11-scaled
-    # the vectorised vertical pass: (((r >> 4) * b) >> 16) per tap, summed, then (+2) >> 2
-    top = ((rows[y0] >> 4) * b0[:, None, None]) >> 16
-    bottom = ((rows[y1] >> 4) * b1[:, None, None]) >> 16
-    return np.clip((top + bottom + 2) >> 2, 0, 255).astype(np.uint8)
+    h, w = rgb.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return rgb
+    if h < 2 or w < 2:
+        raise ValueError(f"a {w}x{h} image has a side of 1 px: the vsx flow's resize to even sides "
+                         f"(W//2*2 x H//2*2 = {w // 2 * 2}x{h // 2 * 2}) cannot take it")
+    return cv2.resize(rgb, (w // 2 * 2, h // 2 * 2))      # no interpolation given: INTER_LINEAR
 
 
 @dataclass(frozen=True)
-class VdspPipeline:
-    """Callable PIL image -> float32 CHW (OimageHeight x OimageWidth), the vdsp emulation."""
+class VampInput:
+    """What image2npz.py stores for vamp (npz key input_0): the decoded RGB image as uint8 CHW, original size."""
+
+    name: str = "vacc-vamp"
+
+    def describe(self) -> str:
+        return "vacc-vamp input (image2npz.py): decoded RGB, uint8 CHW at the original size"
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        return np.ascontiguousarray(_rgb(img).transpose(2, 0, 1))
+
+
+@dataclass(frozen=True)
+class VsxInput:
+    """What vsx classification.py hands the card: the decoded RGB image, odd sides resized to even, planar uint8."""
+
+    name: str = "vacc-vsx"
+
+    def describe(self) -> str:
+        return "vacc-vsx input (classification.py): decoded RGB, odd sides resized to even, uint8 planar"
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        return np.ascontiguousarray(even_size(_rgb(img)).transpose(2, 0, 1))
+
+
+@dataclass(frozen=True)
+class VampPipeline:
+    """`vacc-vamp`: PIL image (decoded by cv2.imread, see DECODER_OF) -> the vdsp op, as vamp runs it on an npz."""
 
     params: VdspParams
-    name: str = "vacc-vdsp"
+    name: str = "vacc-vamp"
 
     def describe(self) -> str:
         src = f" from {self.params.source}" if self.params.source else ""
-        return f"vacc-vdsp emulation{src}: {self.params.describe()}"
+        return f"vacc-vamp (image2npz.py npz -> vdsp op){src}: {self.params.describe()}"
 
     def __call__(self, img: Image.Image) -> np.ndarray:
-        p = self.params
-        rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
-        resized = cv_linear_resize(rgb, p.resize_width, p.resize_height)
-        window = resized[p.crop_y:p.crop_y + p.out_height, p.crop_x:p.crop_x + p.out_width]
-        chw = window.transpose(2, 0, 1)
-        if p.color_cvt != "NO_CHANGE":       # the op converts colour before it normalises: Mean[0] meets B
-            chw = chw[::-1]
-        x = chw.astype(np.float32)
-        if p.norm_type == "DIV255_MINUSMEAN_DIVSTD":
-            x = x / np.float32(255)
-        x = (x - np.asarray(p.mean, np.float32)[:, None, None]) / np.asarray(p.std, np.float32)[:, None, None]
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return fusion_op(_rgb(img), self.params)
+
+
+@dataclass(frozen=True)
+class VsxPipeline:
+    """`vacc-vsx`: PIL image (decoded by cv2.imread) -> odd sides resized to even -> the vdsp op."""
+
+    params: VdspParams
+    name: str = "vacc-vsx"
+
+    def describe(self) -> str:
+        src = f" from {self.params.source}" if self.params.source else ""
+        return f"vacc-vsx (classification.py: odd sides resized to even -> vdsp op){src}: {self.params.describe()}"
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        return fusion_op(even_size(_rgb(img)), self.params)
