@@ -167,6 +167,53 @@ def test_write_golden_force_replaces_only_a_golden_set(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]          # no temp or previous folders left
 
 
+def _tree(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_golden_force_refuses_a_folder_with_someone_elses_manifest(tmp_path, capsys):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "manifest.json").write_text('{"name": "a web app", "start_url": "/"}')
+    (site / "index.html").write_text("<p>mine</p>")
+    before = _tree(site)
+    code, _, err = _run(capsys, "golden", "--model", MODEL, "--out", str(site), "--force")
+    assert code == 2 and "not a zoogate golden manifest" in err and "manifest.json" in err, err
+    assert len(err.strip().splitlines()) == 1
+    (site / "manifest.json").write_text("not json at all")
+    before = _tree(site)
+    code, _, err = _run(capsys, "golden", "--model", MODEL, "--out", str(site), "--force")
+    assert code == 2 and "not readable JSON" in err, err
+    assert _tree(site) == before
+
+
+def test_golden_force_refuses_a_golden_set_holding_a_users_file(tmp_path):
+    inputs, outputs = np.zeros((1, 3, 4, 4), np.float32), np.arange(5, dtype=np.float32)[None]
+    target = golden.write_golden(tmp_path / "g", inputs, outputs, {"model": "toy"})
+    (target / "notes.txt").write_text("my notes")
+    (target / "test_data_set_1").mkdir()
+    before = _tree(target)
+    with pytest.raises(ZoogateError, match=r"notes.txt, test_data_set_1\); move them out first"):
+        golden.write_golden(target, inputs, outputs + 1, {"model": "toy"}, force=True)
+    assert _tree(target) == before and (target / "test_data_set_1").is_dir()
+
+
+def test_golden_force_replaces_a_golden_set_of_another_version(tmp_path):
+    inputs, outputs = np.zeros((1, 3, 4, 4), np.float32), np.arange(5, dtype=np.float32)[None]
+    target = golden.write_golden(tmp_path / "g", inputs, outputs, {"model": "toy"})
+    manifest = json.loads((target / golden.MANIFEST).read_text())
+    for fmt, replaced in (("zoogate-golden/7", True), ("zoogate-golden/x", False), ("other-golden/1", False)):
+        (target / golden.MANIFEST).write_text(json.dumps(dict(manifest, format=fmt)))
+        if replaced:
+            golden.write_golden(target, inputs, outputs + 1, {"model": "toy"}, force=True)
+            assert golden.read_golden(target).manifest["format"] == golden.FORMAT
+            manifest = json.loads((target / golden.MANIFEST).read_text())
+        else:
+            with pytest.raises(ZoogateError, match="not a zoogate golden manifest"):
+                golden.write_golden(target, inputs, outputs + 2, {"model": "toy"}, force=True)
+            np.testing.assert_array_equal(np.load(target / "output_0.npy"), outputs + 1)
+
+
 def test_export_command_writes_a_checked_onnx(tmp_path, capsys, zoo):
     zoo.onnx(MODEL)                                                      # the cached export: a cache hit here
     out = tmp_path / "iresnet50.onnx"
@@ -216,3 +263,25 @@ def test_golden_set_without_a_recorded_build_is_refused_for_a_claimed_one(tmp_pa
     assert golden.compare_outputs(old, tmp_path).passed                       # nothing claimed: compared
     with pytest.raises(ZoogateError, match="build identity: saved none recorded"):
         golden.compare_outputs(old, tmp_path, expect=golden.expected_build(MODEL))
+
+
+def test_an_interrupted_replace_puts_the_previous_set_back(tmp_path, monkeypatch):
+    inputs, outputs = np.zeros((1, 3, 4, 4), np.float32), np.arange(5, dtype=np.float32)[None]
+    target = golden.write_golden(tmp_path / "g", inputs, outputs, {"model": "toy"})
+    hidden = tmp_path / ".g.previous"            # a folder of that name is never taken for scratch space
+    hidden.mkdir()
+    (hidden / "mine.txt").write_text("mine")
+    real_rename = type(target).rename
+
+    def interrupted(self, dest):
+        if self.name.endswith(".tmp"):
+            raise KeyboardInterrupt
+        return real_rename(self, dest)
+
+    monkeypatch.setattr(type(target), "rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        golden.write_golden(target, inputs, outputs + 1, {"model": "toy"}, force=True)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(golden.read_golden(target).outputs, outputs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.previous", "g"]
+    assert (hidden / "mine.txt").read_text() == "mine"

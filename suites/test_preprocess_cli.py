@@ -205,6 +205,22 @@ def test_never_writes_into_the_source_folder(outside_folder, tmp_path, capsys):
     assert snapshot(outside_folder) == before
 
 
+def test_never_writes_into_a_folder_that_holds_the_source(tmp_path, capsys):
+    """SRC inside OUT: an output OUT/<sub>/x.npy could land on a source file SRC/x.npy (and --overwrite
+    would replace it), so it is refused like OUT inside SRC."""
+    out = tmp_path / "out"
+    src = out / "images"
+    (src / "images").mkdir(parents=True)
+    synthetic_image(3, 64, 48).save(src / "images" / "x.png")
+    np.save(src / "x.npy", np.zeros(3))                     # a lab's own file where an output would go
+    before = snapshot(out)
+    for extra in ((), ("--overwrite",)):
+        assert zoogate("--model", "iresnet50", "--variant", "fast", "--src", src, "--out", out, *extra) == 2
+        err = capsys.readouterr().err
+        assert "is inside the output folder" in err and str(out) in err and len(err.strip().splitlines()) == 1
+    assert snapshot(out) == before
+
+
 def test_refuses_to_overwrite_unless_asked(outside_folder, tmp_path, capsys):
     out = tmp_path / "out"
     assert zoogate("--model", "iresnet50", "--variant", "fast", "--src", outside_folder, "--out", out) == 0

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,8 @@ from zoogate.baselines import Preprocess
 from zoogate.datasets import IMAGENET_VAL_SIZE, LabelledSet, generated_jpegs, write_imagenet_layout
 from zoogate.errors import ZoogateError
 from zoogate.identity import BuildIdentity, BuildMismatch, describe_differences, differences, of_runner
-from zoogate.metrics import (TOPK, AccuracySummary, TopkCounter, class_shift, describe_classes, topk_indices,
-                             wilson_interval)
+from zoogate.metrics import (BACKGROUND_CLASSES, IMAGENET_CLASSES, TOPK, AccuracySummary, TopkCounter, class_shift,
+                             describe_classes, topk_indices, wilson_interval)
 from zoogate.record import FAIL, INCONCLUSIVE, PASS, SKIP, GateRecord, at_least
 
 STATE_VERSION = 2                # 2: partial results carry the BuildIdentity of the build that made them
@@ -106,12 +107,15 @@ def state_file_for(folder, identity: BuildIdentity, batch_size: int) -> Path:
     return Path(folder) / f"{identity.model}-{identity.runner}-bs{batch_size}-{identity.digest()}.npz"
 
 
+_STATE_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
 def read_state_meta(path) -> dict | None:
     """The meta block of a saved state file, None when it cannot be read."""
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
-    except (OSError, ValueError, KeyError, EOFError):
+    except _STATE_UNREADABLE:
         return None
     return meta if isinstance(meta, dict) else None
 
@@ -130,18 +134,53 @@ def save_state(path: Path, meta: dict, top5: np.ndarray, nonfinite: np.ndarray, 
     os.replace(tmp, path)
 
 
+_HAND_EDITED = "; delete the file to start over"
+
+
+def _validate_state_meta(saved, path: Path) -> None:
+    """The JSON of a partial-results file holds what save_state wrote: an object, counts as integers."""
+    if not isinstance(saved, dict):
+        raise ZoogateError(f"saved partial results: meta is a JSON {type(saved).__name__}, expected an object"
+                           + _HAND_EDITED, path)
+    for key in ("done", "batch_size", "n"):
+        value = saved.get(key)
+        if key in saved and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ZoogateError(f"saved partial results: meta {key} is {value!r}, expected a count" + _HAND_EDITED,
+                               path)
+
+
+def _validate_state_arrays(top5: np.ndarray, nonfinite: np.ndarray, num_classes, path: Path) -> None:
+    """Arrays as save_state writes them: (n, 5) integer class ids within [0, num_classes), (n,) booleans,
+    num_classes 1000 or 1001 (None only before the first batch). A hand-edited file fails here, not as
+    wrong numbers later."""
+    if num_classes is not None and (isinstance(num_classes, bool) or num_classes not in (IMAGENET_CLASSES,
+                                                                                           BACKGROUND_CLASSES)):
+        raise ZoogateError(f"saved partial results: num_classes is {num_classes!r}, expected 1000 or 1001"
+                           + _HAND_EDITED, path)
+    if top5.dtype.kind not in "iu" or top5.ndim != 2 or top5.shape[1] != TOPK:
+        raise ZoogateError(f"saved partial results: top5 is {top5.dtype} {top5.shape}, expected integer class ids "
+                           f"of shape (n, {TOPK})" + _HAND_EDITED, path)
+    if nonfinite.dtype != bool or nonfinite.shape != (top5.shape[0],):
+        raise ZoogateError(f"saved partial results: nonfinite is {nonfinite.dtype} {nonfinite.shape}, expected "
+                           f"bool ({top5.shape[0]},)" + _HAND_EDITED, path)
+    if top5.size and num_classes is None:
+        raise ZoogateError("saved partial results: rows were saved without a class count" + _HAND_EDITED, path)
+    if top5.size and (top5.min() < 0 or top5.max() >= num_classes):
+        raise ZoogateError(f"saved partial results: class ids {int(top5.min())}..{int(top5.max())} outside "
+                           f"[0, {num_classes})" + _HAND_EDITED, path)
+
+
 def load_state(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray, int | None]:
     """(top5, nonfinite, num_classes) saved for exactly this run; ZoogateError when it belongs to another."""
     try:
         with np.load(path, allow_pickle=False) as z:
             saved = json.loads(bytes(z["meta"]).decode())
             top5, nonfinite = z["top5"], z["nonfinite"]
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except _STATE_UNREADABLE as exc:
         raise ZoogateError(f"saved partial results are unreadable ({exc}); delete the file to start over", path) \
             from None
-    if not isinstance(saved, dict):
-        raise ZoogateError("saved partial results are unreadable (no meta block); delete the file to start over",
-                           path)
+    _validate_state_meta(saved, path)
+    _validate_state_arrays(top5, nonfinite, saved.get("num_classes"), path)
     now = BuildIdentity.from_dict(meta.get("identity"))
     diffs = differences(BuildIdentity.from_dict(saved.get("identity")), now) if now is not None else \
         ["build identity: now unknown"]
@@ -542,12 +581,15 @@ def result_from_state(path, dataset: LabelledSet, identity: BuildIdentity) -> Ev
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             top5, nonfinite = z["top5"], z["nonfinite"]
-    except (OSError, ValueError, KeyError, EOFError):
+    except _STATE_UNREADABLE:
         return None
     if not isinstance(meta, dict) or differences(BuildIdentity.from_dict(meta.get("identity")), identity):
         return None
-    if meta.get("done") != len(dataset) or len(top5) != len(dataset) or meta.get("num_classes") is None:
+    if (meta.get("done") != len(dataset) or len(top5) != len(dataset) or meta.get("num_classes") is None
+            or "batch_size" not in meta):
         return None
+    _validate_state_meta(meta, path)
+    _validate_state_arrays(top5, nonfinite, meta["num_classes"], path)
     return EvalResult(model=identity.model or "", runner=identity.runner or "", batch_size=int(meta["batch_size"]),
                       dataset=dataset.describe(), fingerprint=identity.dataset, labels=dataset.labels, top5=top5,
                       num_classes=int(meta["num_classes"]), nonfinite_rows=int(nonfinite.sum()),

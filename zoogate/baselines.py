@@ -66,6 +66,7 @@ _ROW_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
 }
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 VARIANT_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_OPEN_UNIT_INTERVAL = {"wilson_confidence": "a confidence level"}     # tolerances that are probabilities
 
 
 @dataclass(frozen=True)
@@ -327,6 +328,9 @@ def parse_tolerance_file(file: Path) -> dict[str, Tolerance]:
             raise ZoogateError(f"{name}: needs 'value', or all of {comparator}", _where(file))
         if extra:
             raise ZoogateError(f"{name}: unknown key(s) {sorted(extra)}", _where(file))
+        if name in _OPEN_UNIT_INTERVAL and "value" in numeric and not 0 < numeric["value"] < 1:
+            raise ZoogateError(f"{name}.value: {_OPEN_UNIT_INTERVAL[name]} must lie strictly between 0 and 1, "
+                               f"got {numeric['value']!r}", _where(file))
         out[name] = Tolerance(name=name, why=raw["why"], unit=raw.get("unit", ""),
                               **{k: float(v) for k, v in numeric.items()})
     return out

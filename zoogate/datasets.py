@@ -213,9 +213,20 @@ def _scan(folder: Path) -> tuple[list[str], list[str]]:
         raise ZoogateError("permission denied", folder) from None
     except OSError as exc:
         raise ZoogateError(f"cannot list folder: {exc.strerror}", folder) from None
-    images = sorted(e.name for e in entries if e.is_file() and _is_image(e.name))
-    dirs = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-    return images, dirs
+    images, dirs = [], []
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        try:
+            is_file, is_dir = e.is_file(), e.is_dir()
+        except OSError as exc:          # a symbolic link loop (ELOOP), or an entry we may not stat
+            raise ZoogateError(f"cannot tell what this entry is: {exc.strerror} (a symbolic link loop?)",
+                               e.path) from None
+        if is_file and _is_image(e.name):
+            images.append(e.name)
+        elif is_dir:
+            dirs.append(e.name)
+    return sorted(images), sorted(dirs)
 
 
 def _listing(names: Sequence[str]) -> str:

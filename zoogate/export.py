@@ -12,13 +12,14 @@ import contextlib
 import io
 import os
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
 import onnx
 import torch
 
-from zoogate import cache
+from zoogate import baselines, cache
 from zoogate.errors import ZoogateError
 from zoogate.weights import LoadedModel, load_model
 
@@ -41,12 +42,18 @@ def _export(loaded: LoadedModel, out: Path, exporter: str, opset: int, batch: st
                               input_names=[input_name], output_names=[output_name], dynamic_axes=axes,
                               do_constant_folding=True)
         else:
-            shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if batch == "dynamic" else None
+            largest = int(baselines.tolerance("max_batch_size").value)
+            shapes = ({0: torch.export.Dim("batch", min=1, max=largest)},) if batch == "dynamic" else None
             program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset,
                                         input_names=[input_name], output_names=[output_name],
                                         dynamic_shapes=shapes, verbose=False)
             program.save(str(out))
-    onnx.checker.check_model(str(out), full_check=True)
+    try:
+        onnx.checker.check_model(str(out), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        why = " ".join(str(exc).split())[:300]
+        raise ZoogateError(f"onnx.checker rejected the fresh {exporter} export of {loaded.name} (opset {opset}); "
+                           f"nothing was cached: {why}", out.parent) from None
 
 
 def export_parts(loaded: LoadedModel, exporter: str, opset: int, batch: str | int, input_name: str,
@@ -67,15 +74,51 @@ def export_onnx(model: str | LoadedModel, out: str | os.PathLike | None = None, 
         raise ZoogateError(f"unknown exporter {exporter!r}; choose one of {EXPORTERS}")
     if batch != "dynamic" and not (isinstance(batch, int) or str(batch).isdigit()):
         raise ZoogateError(f"--batch must be 'dynamic' or a positive integer, got {batch!r}")
+    check_opset(opset)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, weights)
-    opset = opset or DEFAULT_OPSET[exporter]
+    opset = DEFAULT_OPSET[exporter] if opset is None else opset
     parts = export_parts(loaded, exporter, opset, batch, input_name, output_name)
-    path, _ = cache.cached("onnx", parts, ".onnx",
-                           lambda tmp: _export(loaded, tmp, exporter, opset, batch, input_name, output_name),
-                           label=f"{loaded.name}-{exporter}")
+    try:
+        path, _ = cache.cached("onnx", parts, ".onnx",
+                               lambda tmp: _export(loaded, tmp, exporter, opset, batch, input_name, output_name),
+                               label=f"{loaded.name}-{exporter}")
+    except RuntimeError as exc:
+        if "Unsupported onnx_opset_version" not in str(exc):
+            raise
+        raise ZoogateError(f"--opset {opset}: the {exporter} exporter does not support it "
+                           f"(default {DEFAULT_OPSET[exporter]})") from None
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, out)
-        return out
+        return copy_export(path, out, overwrite=True)
     return path
+
+
+def check_opset(opset: int | None) -> None:
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and (isinstance(opset, bool) or not 1 <= opset <= newest):
+        raise ZoogateError(f"--opset must be an ONNX opset version from 1 to {newest} (this onnx), got {opset}")
+
+
+def copy_export(path: Path, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Copy a cached export to `out` by way of a temp file beside it and os.replace, so that the cache is
+    never written through (`out` being the cached file, or a link to it) and no half file is left."""
+    out = Path(out)
+    if out.exists() and os.path.samefile(out, path):
+        raise ZoogateError("--out is the cached export itself; write the copy outside the cache", out)
+    if out.exists() and not overwrite:
+        raise ZoogateError("--out exists; pass --overwrite to replace it, or choose another file", out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise ZoogateError(f"--out: cannot write there: {exc.strerror or exc}", out) from None
+    try:
+        shutil.copyfile(path, tmp)
+        os.chmod(tmp, cache.new_file_mode(out.parent))      # a plain new file's mode, not the cache's
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise ZoogateError(f"--out: cannot write: {exc.strerror or exc}", out) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

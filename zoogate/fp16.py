@@ -78,6 +78,7 @@ def convert(src: str | os.PathLike, out: str | os.PathLike | None = None, *, kee
         os.close(fd)
         try:
             onnx.save(half, tmp)
+            os.chmod(tmp, cache.new_file_mode(dst.parent))      # mkstemp made it 0600; a shared cache follows the umask
             os.replace(tmp, dst)
         finally:
             if os.path.exists(tmp):

@@ -94,6 +94,13 @@ def load_tensor(path: str | os.PathLike) -> np.ndarray:
         proto = onnx.TensorProto()
         try:
             proto.ParseFromString(path.read_bytes())
+        except (DecodeError, ValueError, TypeError, OSError) as exc:
+            raise ZoogateError(f"not a readable ONNX TensorProto ({exc})", path) from None
+        if proto.data_location == onnx.TensorProto.EXTERNAL or len(proto.external_data):
+            where = next((e.value for e in proto.external_data if e.key == "location"), "?")
+            raise ZoogateError(f"TensorProto keeps its data in an external file ({where!r}); refusing to read "
+                               "files it points to: golden tensors hold their data inline", path)
+        try:
             array = numpy_helper.to_array(proto)
         except (DecodeError, ValueError, TypeError, OSError) as exc:
             raise ZoogateError(f"not a readable ONNX TensorProto ({exc})", path) from None
@@ -105,6 +112,40 @@ def load_tensor(path: str | os.PathLike) -> np.ndarray:
 
 # ------------------------------------------------------------------ writing
 
+def _golden_version(manifest) -> int | None:
+    """The version of a zoogate golden manifest ("zoogate-golden/<N>"), else None."""
+    fmt = manifest.get("format") if isinstance(manifest, dict) else None
+    schema, _, version = fmt.partition("/") if isinstance(fmt, str) else ("", "", "")
+    return int(version) if schema == FORMAT.partition("/")[0] and version.isdigit() and int(version) >= 1 else None
+
+
+def _check_replaceable(directory: Path) -> None:
+    """--force replaces a folder only when it is a zoogate golden set and holds nothing else: a manifest of
+    our schema (any version), and no file the manifest does not list (a user's notes would be lost)."""
+    refuse = "refusing to replace: "
+    if directory.is_symlink():
+        raise ZoogateError(refuse + "it is a symbolic link; give the folder itself", directory)
+    mpath = directory / MANIFEST
+    if not mpath.is_file():
+        raise ZoogateError(refuse + f"not empty and not a golden set (no {MANIFEST})", directory)
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ZoogateError(refuse + f"{MANIFEST} is not readable JSON ({exc}), so this is not a golden set",
+                           mpath) from None
+    if _golden_version(manifest) is None:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ZoogateError(refuse + f"{MANIFEST} is not a zoogate golden manifest (format {found!r}, expected "
+                           f"{FORMAT!r})", mpath)
+    listed = set(manifest["files"]) if isinstance(manifest.get("files"), dict) else set()
+    listed |= {MANIFEST} | {str(parent) for rel in listed for parent in Path(rel).parents if str(parent) != "."}
+    others = sorted(rel for rel in (str(p.relative_to(directory)) for p in directory.rglob("*")) if rel not in listed)
+    if others:
+        shown = ", ".join(others[:5]) + (f", ... ({len(others)} in all)" if len(others) > 5 else "")
+        raise ZoogateError(refuse + f"it holds files that are not part of the golden set ({shown}); move them "
+                           "out first", directory)
+
+
 def _check_target(directory: str | os.PathLike, force: bool) -> Path:
     """A golden set goes into a new or empty folder; with ``force``, over a previous golden set only."""
     directory = Path(directory)
@@ -115,8 +156,7 @@ def _check_target(directory: str | os.PathLike, force: bool) -> Path:
             if not force:
                 raise ZoogateError("directory is not empty; choose a new one (or --force to replace a golden set)",
                                    directory)
-            if not (directory / MANIFEST).is_file():
-                raise ZoogateError(f"refusing to replace: not empty and not a golden set (no {MANIFEST})", directory)
+            _check_replaceable(directory)
     return directory
 
 
@@ -155,11 +195,14 @@ def write_golden(directory: str | os.PathLike, inputs: np.ndarray, outputs: np.n
         (tmp / MANIFEST).write_text(json.dumps(full, indent=1, sort_keys=True, default=str))
         previous = None
         if directory.exists():       # empty, or (force) a previous golden set: swap it out, then delete it
-            previous = directory.with_name(f".{directory.name}.previous")
-            if previous.exists():
-                shutil.rmtree(previous)
+            previous = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:12]}.previous")
             directory.rename(previous)
-        tmp.rename(directory)
+        try:
+            tmp.rename(directory)
+        except BaseException:
+            if previous is not None and not directory.exists():
+                previous.rename(directory)   # put the previous set back where it was
+            raise
         if previous is not None:
             shutil.rmtree(previous)
     finally:

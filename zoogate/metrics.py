@@ -201,15 +201,18 @@ def rich_metrics(summary: AccuracySummary, *, model: str, row: str | None, confi
 def write_json_atomic(path: str | os.PathLike, payload: dict, indent: int | None = 2) -> Path:
     """Write JSON next to its final name, then os.replace: a reader never sees half a file."""
     path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=indent, ensure_ascii=False, default=jsonable)
             fh.write("\n")
         os.replace(tmp, path)
     except OSError as exc:
         raise ZoogateError(f"cannot write: {exc.strerror or exc}", path) from None
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
     return path
 
 

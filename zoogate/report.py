@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from zoogate.cache import new_file_mode
 from zoogate.errors import ZoogateError
 from zoogate.record import BLOCKING, FAIL, GATE_KINDS, INCONCLUSIVE, PASS, SKIP, STATUSES, GateRecord
 
@@ -156,18 +157,41 @@ def build_report(records: Sequence[GateRecord], *, environment: dict | None = No
             "records": [r.to_dict() for r in records]}
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail before a long run, not after it: the report's folder can be made and a file written in it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ZoogateError("is a folder, expected a .json file path", path)
+    above = next(p for p in path.absolute().parents if p.exists())
+    if not above.is_dir():
+        raise ZoogateError(f"cannot write the gate report there: {above} is a file, not a folder", path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ZoogateError(f"cannot write the gate report there: {exc.strerror or exc}", path) from None
+    return path
+
+
 def write_report(report: dict, path: str | os.PathLike) -> Path:
     """Write the JSON atomically (a reader never sees half a report); parent folders are created."""
     path = Path(path)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=1, allow_nan=True, default=str)
             fh.write("\n")
+        os.chmod(tmp, new_file_mode(path.parent))          # mkstemp made it 0600
         os.replace(tmp, path)
     except OSError as exc:
         raise ZoogateError(f"cannot write the gate report: {exc.strerror or exc}", path) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
     return path
 
 

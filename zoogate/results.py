@@ -155,9 +155,20 @@ def _scan(folder: Path) -> tuple[list[str], list[str]]:
                            folder) from None
     except OSError as exc:
         raise ZoogateError(f"cannot list result folder: {exc.strerror}", folder) from None
-    files = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
-    dirs = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-    return files, dirs
+    files, dirs = [], []
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        try:
+            is_file, is_dir = e.is_file(), e.is_dir()
+        except OSError as exc:          # a symbolic link loop (ELOOP), or an entry we may not stat
+            raise ZoogateError(f"cannot tell what this entry is: {exc.strerror} (a symbolic link loop?)",
+                               e.path) from None
+        if is_file:
+            files.append(e.name)
+        elif is_dir:
+            dirs.append(e.name)
+    return sorted(files), sorted(dirs)
 
 
 def _natural_key(name: str) -> list:
@@ -370,6 +381,9 @@ def find_results(path: str | os.PathLike, labels: Mapping[str, int], *, fmt: str
                                f"({len(absent)} missing: {_listing(absent)})", source)
     else:
         stems = sorted(by_stem)
+    if not stems:
+        others = f" ({_listing(match.skipped)} are other outputs or formats)" if match.skipped else ""
+        raise ZoogateError(f"no output-0 result file of a labelled image in it{others}: nothing to score", source)
     _check_coverage(labels, stems, source, fmt, kind, allow_subset)
     files = [by_stem[s] for s in stems]
     bin_dtype = results_ais.folder_bin_dtype(files, output_dtype) if fmt == "bin" else None
@@ -471,7 +485,8 @@ def score_results(results: ResultSet, labels: Mapping[str, int], chunk: int = CH
         if counter is None:
             counter = TopkCounter(classes.value)
         counter.add_scores(values, np.fromiter((labels[s] for s in results.stems[lo:hi]), dtype=np.int64))
-    assert counter is not None
+    if counter is None:
+        raise ZoogateError("no results to score", results.source)
     return counter.summary()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from zoogate.errors import ZoogateError
@@ -23,6 +22,7 @@ def register(subparsers) -> None:
                                           "the file at --out is a copy, checked with onnx.checker.")
     p.add_argument("--model", required=True, help="registry model name, e.g. inception_v4")
     p.add_argument("--out", required=True, metavar="FILE.onnx", help="where to write the ONNX file")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it exists (default: refuse)")
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="a real checkpoint (.pth/.safetensors); default: deterministic calibrated weights")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17 torchscript, 18 dynamo)")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import onnx
 
     from zoogate import cache
-    from zoogate.export import export_onnx
+    from zoogate.export import check_opset, copy_export, export_onnx
     from zoogate.weights import load_model
 
     out = Path(args.out)
@@ -48,17 +48,22 @@ def run(args: argparse.Namespace) -> int:
         raise ZoogateError("--out: expected a file name ending in .onnx", out)
     if out.is_dir():
         raise ZoogateError("--out: is a directory; give a file name", out)
+    if out.exists() and not args.overwrite:
+        raise ZoogateError("--out exists; pass --overwrite to replace it, or choose another file", out)
+    check_opset(args.opset)
     if args.weights is not None and not Path(args.weights).is_file():
         raise ZoogateError("--weights: file not found", args.weights)
     if args.cache_dir:
         cache.set_root(args.cache_dir)
+    products = cache.root() / "onnx"
+    if products.resolve() in out.resolve().parents:
+        raise ZoogateError(f"--out is inside the export cache ({products}); write the copy outside it", out)
     loaded = load_model(args.model, weights=args.weights)
-    cached_before = set((cache.root() / "onnx").glob("*.onnx"))
+    cached_before = set(products.glob("*.onnx"))
     path = export_onnx(loaded, exporter=args.exporter, opset=args.opset, batch=args.batch,
                        input_name=args.input_name, output_name=args.output_name)
     hit = path in cached_before
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, out)
+    copy_export(path, out, overwrite=args.overwrite)
     try:
         onnx.checker.check_model(str(out), full_check=True)
     except onnx.checker.ValidationError as exc:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from zoogate.errors import ZoogateError
+
 # spelled out (not imported) so `zoogate --help` stays fast; a test keeps them equal to the library's
 VARIANT_CHOICES = ("reference", "ascend-modelzoo", "vacc-vamp", "vacc-vsx", "timm-eval", "fast")
 FORMAT_CHOICES = ("bin", "npy", "npz")
@@ -36,7 +38,7 @@ transform. reference, fast, ascend-modelzoo and timm-eval read images as PIL.Ima
 (EXIF orientation NOT applied); vacc-vamp and vacc-vsx read them with cv2.imread (applied).
 Two images that would write the same output are an error naming both; nothing is written then.
 Exit status: 0 all files written, 1 some files failed (listed on stderr), 2 nothing done (bad arguments,
-name collisions, existing outputs without --overwrite, --out inside --src)."""
+name collisions, existing outputs without --overwrite, --out inside --src or --src inside --out)."""
 
 
 def register(subparsers) -> None:
@@ -44,7 +46,7 @@ def register(subparsers) -> None:
                               description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="registry model name (its baseline entry gives the pipeline)")
     p.add_argument("--src", required=True, type=Path, help="folder of images (read recursively; never written to)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (created; must not be inside --src)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created; must neither lie in nor hold --src)")
     p.add_argument("--variant", choices=VARIANT_CHOICES, default=None,
                    help="preprocessing variant (default: reference; vacc-vamp with --format npz)")
     p.add_argument("--format", dest="fmt", choices=FORMAT_CHOICES, default="npy", help="output format (default npy)")
@@ -64,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
     from zoogate.preprocess import batch
 
+    if args.out.resolve() in args.src.resolve().parents:
+        raise ZoogateError(f"source folder {args.src} is inside the output folder; outputs (and --overwrite) could "
+                           "replace source files: choose an --out that neither holds nor lies in --src", args.out)
     variant = args.variant or (batch.NPZ_VARIANT if args.fmt == "npz" else "reference")
     job = batch.Job(model=args.model, src=args.src, out=args.out, variant=variant, fmt=args.fmt,
                     vdsp_params=args.vdsp_params, jobs=args.jobs, overwrite=args.overwrite, datalist=args.datalist)

@@ -8,8 +8,11 @@ those exit 0), 2 a user error (bad path, file or format)."""
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from zoogate import baselines
+from zoogate.errors import ZoogateError
 from zoogate.metrics import modelzoo_metrics, rich_metrics, write_json_atomic
 from zoogate.record import BLOCKING, FAIL, INCONCLUSIVE
 
@@ -51,9 +54,28 @@ def device_metrics(d) -> dict:
             "hits": {str(k): d.hits[k - 1] for k in range(1, len(d.hits) + 1)}}
 
 
+def _check_output(option: str, value: str | None, inputs: list[Path], results: Path) -> None:
+    """Before any scoring: the output is a file name in an existing folder, and none of the user's inputs."""
+    if not value:
+        return
+    path = Path(value)
+    if path.is_dir():
+        raise ZoogateError(f"{option}: is a directory; give a file name", path)
+    if not path.parent.is_dir():
+        raise ZoogateError(f"{option}: its folder {path.parent} does not exist", path)
+    if path.exists():
+        taken = [p for p in inputs if p.exists() and os.path.samefile(p, path)]
+        inside = results.is_dir() and results.resolve() in path.resolve().parents
+        if taken or inside:
+            raise ZoogateError(f"{option}: would overwrite an input of this run; write it elsewhere", path)
+
+
 def run(args: argparse.Namespace) -> int:
     from zoogate.accuracy import score_offline
 
+    inputs = [Path(p) for p in (args.labels, args.datalist, args.results) if p]
+    for option, value in (("--out", args.out), ("--rich-out", args.rich_out)):
+        _check_output(option, value, inputs, Path(args.results))
     scored, records = score_offline(args.model, args.results, args.labels, fmt=args.format,
                                     datalist=args.datalist, row=args.baseline_row, allow_subset=args.allow_subset,
                                     pick=args.pick, output_dtype=args.output_dtype, class_list=args.class_list)

@@ -27,6 +27,7 @@ from zoogate.accuracy import (EvalResult, GeneratedSet, evaluate, label_generate
                               refuse_other_builds, run_identity, score_offline, state_file_for)
 from zoogate.datasets import LabelledSet, open_dataset
 from zoogate.errors import ZoogateError
+from zoogate.identity import BuildMismatch
 
 # images per generated set: with the 99 % floor every image must agree, so even 24 is a sharp test.
 # inception_v4 costs ~2.6x iresnet50 per image on the CPU (labelling runs PyTorch eager).
@@ -131,8 +132,18 @@ class LiveEvaluations:
             state = state_file_for(self.state_dir(), identity, bs) if persist else None
             if state is not None and self.options.resume and not state.is_file():
                 refuse_other_builds(self.state_dir(), identity, bs)
-            self._results[key] = evaluate(runner, dataset, spec, bs, state_file=state, resume=self.options.resume,
-                                          progress=persist, model=model, identity=identity)
+            try:
+                self._results[key] = evaluate(runner, dataset, spec, bs, state_file=state,
+                                              resume=self.options.resume, progress=persist, model=model,
+                                              identity=identity)
+            except BuildMismatch:
+                raise                        # another build's partial results: the build_identity gate says so
+            except ZoogateError as exc:      # e.g. a corrupt partial-results file: one line, no traceback
+                problem = str(exc)
+            else:
+                return self._results[key]
+            pytest.fail(f"live evaluation of {model} on {getattr(runner, 'name', runner)} bs{bs}: {problem}",
+                        pytrace=False)
         return self._results[key]
 
     def reference(self, model: str, dataset: LabelledSet) -> EvalResult | None:
@@ -142,10 +153,17 @@ class LiveEvaluations:
         if self.reference_runner is None:
             return None
         runner = self.reference_runner(model)
-        result = reference_run(self.state_dir(), runner, dataset, baselines.model(model).preprocess, model=model,
-                               resume=self.options.resume, computed=list(self._results.values()))
-        self._results.setdefault(self._key(result.identity, runner, result.batch_size), result)
-        return result
+        try:
+            result = reference_run(self.state_dir(), runner, dataset, baselines.model(model).preprocess,
+                                   model=model, resume=self.options.resume, computed=list(self._results.values()))
+        except BuildMismatch:
+            raise
+        except ZoogateError as exc:          # a hand-edited saved reference run: one line, no traceback
+            problem = str(exc)
+        else:
+            self._results.setdefault(self._key(result.identity, runner, result.batch_size), result)
+            return result
+        pytest.fail(f"fp32 reference run of {model}: {problem}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,13 @@ import random
 import numpy as np
 import pytest
 
-from zoogate import detect
+from zoogate import baselines, detect
+from zoogate.errors import ZoogateError
 from zoogate.record import FAIL, INCONCLUSIVE, SKIP, GateRecord
 
 HARDWARE_MARKERS = ("ascend", "vacc", "gpu")
 NPU_MARKERS = ("ascend", "vacc")          # imply `npu`
+MAX_BATCH_SIZE = "max_batch_size"         # tolerance naming the largest --bs
 
 
 def _bs_list(text: str) -> list[int]:
@@ -21,6 +23,13 @@ def _bs_list(text: str) -> list[int]:
         raise pytest.UsageError(f"--bs: expected a batch size or a comma list like 1,4,8; got {text!r}") from None
     if not values or any(v < 1 for v in values):
         raise pytest.UsageError(f"--bs: batch sizes must be >= 1; got {text!r}")
+    try:
+        limit = baselines.tolerance(MAX_BATCH_SIZE)
+    except ZoogateError as exc:
+        raise pytest.UsageError(f"--bs: {exc}") from None
+    if max(values) > limit.value:
+        raise pytest.UsageError(f"--bs: {max(values)} is above the largest batch size {limit.value:g} "
+                                f"({MAX_BATCH_SIZE} in baselines/tolerances_runners.toml: {limit.why})")
     return values
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,12 @@ class Zoo:
 
 def pytest_configure(config: pytest.Config) -> None:
     given_models(config)          # a bad --models is a usage error at start-up
-    cache.set_root(config.getoption("--cache-dir"))
+    try:
+        cache.set_root(config.getoption("--cache-dir"))
+        if os.environ.get("ZOOGATE_CACHE"):
+            cache.root()              # a bad $ZOOGATE_CACHE fails now, not in the middle of the run
+    except ZoogateError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 # test argument -> which selected models it is parametrized over

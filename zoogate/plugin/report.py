@@ -104,6 +104,12 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(f"{name}: {exc}") from None
     enabled = not (config.option.collectonly or getattr(config.option, "help", False)
                    or getattr(config.option, "showfixtures", False) or getattr(config.option, "markers", False))
+    if enabled and not _is_worker(config):
+        try:
+            gate_report.check_writable(path)        # now, not after a two-hour run
+        except ZoogateError as exc:
+            option = f"--gate-report {given}" if given else "gate report (choose a place with --gate-report PATH)"
+            raise pytest.UsageError(f"{option}: {exc.problem}" if given else f"{option}: {exc}") from None
     state = ReportState(path=path, junit=junit, enabled=enabled)
     config.stash[_STATE] = state
     if not _is_worker(config):
