@@ -191,8 +191,14 @@ class VaccRunner(Runner):
         return self._run("tensor", [np.ascontiguousarray(p) for p in pixels])
 
     def infer_images(self, images) -> np.ndarray:
-        """Outputs (N, C) float32 for uint8 RGB pictures at their original sizes (on-card preprocessing)."""
-        pictures = [to_chw_uint8(im) for im in images]
+        """Outputs (N, C) float32 for uint8 RGB pictures at their original sizes (on-card preprocessing).
+
+        As the model zoo's vsx sample (classification.py) does before create_image, a picture with an odd
+        side is first resized on the host to even sides (zoogate.preprocess.vdsp.even_size)."""
+        from zoogate.preprocess.vdsp import even_size
+
+        pictures = [np.ascontiguousarray(even_size(to_chw_uint8(im).transpose(1, 2, 0)).transpose(2, 0, 1))
+                    for im in images]
         rows = []
         for i in range(0, len(pictures), self.batch_size):
             chunk = pictures[i:i + self.batch_size]

@@ -212,7 +212,8 @@ def test_min_tolerances_are_tight(ref, noise):
     with_atol = Tolerance("x", "t", atol=c.min_atol_to_pass, rtol=TOL.rtol, cosine_min=-1.0, top1_agreement_min=0.0)
     assert ELEMENTWISE not in compare(ref, cand, with_atol).failing_statistics
     if c.min_atol_to_pass > 0:
-        smaller = Tolerance("y", "t", atol=c.min_atol_to_pass * (1 - 1e-6), rtol=TOL.rtol, cosine_min=-1.0,
+        below = min(c.min_atol_to_pass * (1 - 1e-6), float(np.nextafter(c.min_atol_to_pass, 0.0)))   # subnormals
+        smaller = Tolerance("y", "t", atol=below, rtol=TOL.rtol, cosine_min=-1.0,
                             top1_agreement_min=0.0)
         assert ELEMENTWISE in compare(ref, cand, smaller).failing_statistics
     assert c.max_abs >= c.p99_abs >= 0 and c.max_abs * (1 + 1e-12) >= c.mean_abs   # mean may round up by an ulp

@@ -633,9 +633,12 @@ def test_vacc_images_go_through_the_builds_vdsp_geometry(vendor_doubles, tiny_mo
     rng = np.random.default_rng(5)
     pictures = [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in ((30, 40), (25, 25), (40, 22))]
     out = runner.infer_images([pictures[0], Image.fromarray(pictures[1]), pictures[2].transpose(2, 0, 1)])
-    # the same geometry on the host: square resize to 20x20, crop (2, 2) 16x16, then normalise
-    host = np.stack([np.asarray(Image.fromarray(p).resize((SIZE + 4, SIZE + 4), Image.BILINEAR))[2:2 + SIZE, 2:2 + SIZE]
-                     .transpose(2, 0, 1) for p in pictures])
+    # the same geometry on the host: the vsx sample's odd-to-even resize (25x25 -> 24x24), then the double's
+    # square resize to 20x20, crop (2, 2) 16x16, then normalise
+    from zoogate.preprocess.vdsp import even_size
+
+    host = np.stack([np.asarray(Image.fromarray(even_size(p)).resize((SIZE + 4, SIZE + 4), Image.BILINEAR))
+                     [2:2 + SIZE, 2:2 + SIZE].transpose(2, 0, 1) for p in pictures])
     assert out.shape == (3, 10)
     assert compare(ort_logits(tiny_models[10], normalised(host)), out, "fp16").passed
     assert runner._streams["images"][0].batches_seen == [2, 2]
