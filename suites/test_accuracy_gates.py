@@ -230,7 +230,7 @@ def test_subset_gate_fails_only_outside_the_widened_wilson_interval():
 
 def test_gate_uses_the_row_the_run_claims():
     rec = documented_gate("inception_v4_1001", _summary(50_000, 79.9, 94.8, classes=1001), "top1", "ascend-310p3")
-    assert rec.status == PASS and rec.baseline == 79.99 and "001_55b16f8d4b7b3695.txt" in rec.source
+    assert rec.status == PASS and rec.baseline == 79.99 and "InceptionV4_for_Pytorch/README.md: 性能&精度" in rec.source
     no_top5 = documented_gate("inception_v4_mindspore", _summary(50_000, 80.0, 94.0), "top5", "ascend-310")
     assert no_top5.status == INCONCLUSIVE and "documents no top5" in no_top5.reason
     with pytest.raises(ZoogateError, match="no baseline row 'nope'"):

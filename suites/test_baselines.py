@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from zoogate import baselines
+from zoogate import baselines, sources
 from zoogate.errors import ZoogateError
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 
 def test_schema_of_every_baseline_file():
@@ -19,46 +18,44 @@ def test_schema_of_every_baseline_file():
     assert all(t.why.strip() for t in tolerances.values())
 
 
-def _document(source: str) -> str:
-    return source.split(":", 1)[0].strip()
+def _copies(source: str, folder: Path) -> list[tuple[Path, str]]:
+    docs = sources.load_documents(str(baselines.BASELINE_DIR))
+    return sources.locate(docs[sources.document_of(source)], folder)
 
 
-def _source_text(source: str) -> str | None:
-    """The text of the document a `source` names, or None when this checkout does not have it."""
-    name = _document(source)
-    for candidate in (SHARED / "seeds" / name, SHARED / name):
-        if candidate.is_file():
-            return candidate.read_text(encoding="utf-8")
-    return None
-
-
-def _missing(what: str, source: str) -> str:
-    name = _document(source)
-    where = SHARED / name if "/" in name else SHARED / "seeds" / name
-    return f"{what}: source document {name!r} is not in this checkout (put a copy at {where} to check it)"
+def _check(what: str, source: str, values, folder: Path) -> None:
+    """Every value is printed in a copy of the cited document; skip (naming it) when DIR has no copy, or
+    when a value is missing only from copies older than the one it was read from."""
+    copies = _copies(source, folder)
+    doc = sources.document_of(source)
+    if not copies:
+        pytest.skip(f"{what}: {folder} holds no copy of {doc!r} (by digest, or at "
+                    f"{sources.load_documents(str(baselines.BASELINE_DIR))[doc].relative_path})")
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p, _ in copies]
+    missing = [v for v in values if not any(f"{v:g}" in t for t in texts)]
+    if not missing:
+        return
+    known = sources.load_documents(str(baselines.BASELINE_DIR))[doc].digests
+    if len({which for _, which in copies}) < max(len(known), 1):
+        pytest.skip(f"{what}: {missing} not in the copies of {doc!r} in {folder} "
+                    f"({', '.join(w for _, w in copies)}); other recorded versions: {sorted(known.values())}")
+    raise AssertionError(f"{what}: {missing} not printed in {doc!r} ({', '.join(str(p) for p, _ in copies)})")
 
 
 def _numbers(obj) -> list[float]:
     return [getattr(obj, k) for k in ("top1", "top5", "gflops", "params_m") if getattr(obj, k, None) is not None]
 
 
-def test_every_documented_number_appears_in_its_source(model_name):
+def test_every_documented_number_appears_in_its_source(model_name, source_documents):
     """Provenance: each top-1/top-5/GFLOPs/params value of the model and its preprocessing is printed in
     the document its `source` names."""
     mb = baselines.model(model_name)
-    text = _source_text(mb.source)
-    if text is None:
-        pytest.skip(_missing(f"models.{model_name}", mb.source))
-    for value in _numbers(mb):
-        assert f"{value:g}" in text, f"{mb.file}: models.{model_name}: {value} not found in {mb.source}"
+    _check(f"{mb.file}: models.{model_name}", mb.source, _numbers(mb), source_documents)
     pp = mb.preprocess
-    pp_text = _source_text(pp.source)
-    if pp_text is None:
-        pytest.skip(_missing(f"preprocess.{pp.name}", pp.source))
-    if pp.inferred:   # inferred pipelines name the reference note; their values are printed in the seeds
-        pp_text += "".join(p.read_text(encoding="utf-8") for p in sorted((SHARED / "seeds").glob("*.txt")))
-    for value in (pp.resize, pp.crop, *pp.mean, *pp.std):
-        assert f"{value:g}" in pp_text, f"{mb.file}: preprocess.{pp.name}: {value} not found in {pp.source}"
+    if pp.inferred:
+        pytest.skip(f"preprocess.{pp.name} is marked inferred: its values are not printed in {pp.source!r}")
+    _check(f"{mb.file}: preprocess.{pp.name}", pp.source, [pp.resize, pp.crop, *pp.mean, *pp.std],
+           source_documents)
 
 
 def pytest_generate_tests(metafunc):
@@ -70,19 +67,36 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("row_case", cases, ids=[f"{m}-{r}" for m, r in cases])
 
 
-def test_every_row_number_appears_in_its_source(row_case):
-    """Provenance of a hardware row: its top-1/top-5/fps values are printed in the row's document; a row
-    whose document this checkout does not have skips, naming it."""
+def test_every_row_number_appears_in_its_source(row_case, source_documents):
+    """Provenance of a hardware row: its top-1/top-5/fps values are printed in the row's document."""
     model_name, row_id = row_case
     mb = baselines.model(model_name)
     row = mb.row(row_id)
-    row_text = _source_text(row.source)
-    if row_text is None:
-        pytest.skip(_missing(f"{mb.file}: models.{model_name} row {row.id}", row.source))
     values = _numbers(row) + list(row.fps.values()) + list(row.train_fps.values())
     assert values or row.informational, f"{mb.file}: row {row.id} documents no number"
-    for value in values:
-        assert f"{value:g}" in row_text, f"{mb.file}: row {row.id}: {value} not found in {row.source}"
+    _check(f"{mb.file}: models.{model_name} row {row.id}", row.source, values, source_documents)
+
+
+def test_every_cited_document_is_declared(tmp_path):
+    """A source naming a document that baselines/documents.toml does not list is a load error."""
+    copy = tmp_path / "baselines"
+    shutil.copytree(baselines.BASELINE_DIR, copy)
+    family = copy / "iresnet.toml"
+    family.write_text(family.read_text(encoding="utf-8").replace(
+        'source = "VastModelZOO cv/classification/iresnet/README.md: 模型性能 (iresnet50)"',
+        'source = "somewhere.txt: a table"'), encoding="utf-8")
+    with pytest.raises(ZoogateError, match="cites 'somewhere.txt', which documents.toml does not list"):
+        baselines.load_all(copy)
+
+
+def test_provenance_finds_copies_by_digest_or_by_path(tmp_path):
+    doc = sources.load_documents(str(baselines.BASELINE_DIR))["VastModelZOO cv/classification/iresnet/README.md"]
+    assert sources.locate(doc, tmp_path) == []
+    at_path = tmp_path / doc.relative_path
+    at_path.parent.mkdir(parents=True)
+    at_path.write_text("iresnet50 77.168 93.588", encoding="utf-8")
+    assert sources.locate(doc, tmp_path) == [(at_path, "found by path (a version not recorded)")]
+    assert str(doc.relative_path) == "VastModelZOO/cv/classification/iresnet/README.md"
 
 
 def test_documented_vacc_rows():

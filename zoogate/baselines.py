@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoogate import sources
 from zoogate.errors import ZoogateError
 
 BASELINE_DIR = Path(os.environ.get("ZOOGATE_BASELINES", Path(__file__).resolve().parent.parent / "baselines"))
@@ -344,11 +345,18 @@ def _load(directory: str) -> tuple[dict[str, ModelBaseline], dict[str, Tolerance
                            "(baselines/ sits beside the package) or set ZOOGATE_BASELINES=DIR", base)
     models: dict[str, ModelBaseline] = {}
     tolerance_files = sorted(base.glob(TOLERANCE_GLOB))
-    for file in sorted(set(base.glob("*.toml")) - set(tolerance_files)):
+    family_files = sorted(set(base.glob("*.toml")) - set(tolerance_files) - {base / sources.DOCUMENTS_FILE})
+    for file in family_files:
         for name, mb in parse_family_file(file).items():
             if name in models:
                 raise ZoogateError(f"models.{name}: defined twice (also in {models[name].file})", _where(file))
             models[name] = mb
+    cited = {}
+    for name, mb in models.items():
+        cited[f"{mb.file}: models.{name}.source"] = mb.source
+        cited[f"{mb.file}: preprocess.{mb.preprocess.name}.source"] = mb.preprocess.source
+        cited.update({f"{mb.file}: models.{name} row {r.id}": r.source for r in mb.rows})
+    sources.check_cited(cited, base)
     if not tolerance_files:
         raise ZoogateError(f"no tolerance file ({TOLERANCE_GLOB})", base)
     tols: dict[str, Tolerance] = {}

@@ -66,7 +66,8 @@ class ReferencePipeline:
 
 @dataclass(frozen=True)
 class AscendModelzooPipeline:
-    """The Ascend ModelZoo InceptionV4 preprocessing script's semantics (hardware.md, "ModelZoo InceptionV4 scripts").
+    """The Ascend ModelZoo InceptionV4 preprocessing script's semantics (Ascend ModelZoo-PyTorch
+    ACL_PyTorch/built-in/cv/InceptionV4_for_Pytorch/inceptionv4_preprocess.py).
 
     PIL convert('RGB'); short side -> spec.resize with BILINEAR (the spec's interpolation), long side
     ``int(resize * long / short)``; centre crop with TRUNCATED offsets ``int((W - crop) / 2)``; float32
