@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnx
 import pytest
 
 from hardware.onnxruntime_runner import OnnxRuntimeRunner
@@ -54,6 +53,8 @@ def test_golden_layout_and_manifest(golden_dir, zoo):
     assert m["input"]["shape"] == [N, 3, size, size] and m["input"]["name"] == "image"
     assert m["output"]["shape"] == [N, loaded.baseline.num_classes] and m["output"]["name"] == "class"
     # the .pb files are ONNX TensorProtos named like the graph's I/O; the .npy copies hold the same arrays
+    import onnx
+
     proto = onnx.TensorProto()
     proto.ParseFromString((golden_dir / "test_data_set_0" / "input_0.pb").read_bytes())
     assert proto.name == "image"
@@ -220,6 +221,8 @@ def test_export_command_writes_a_checked_onnx(tmp_path, capsys, zoo):
     code, text, _ = _run(capsys, "export", "--model", MODEL, "--out", str(out))
     assert code == 0, text
     assert f"wrote {out}" in text and "cache hit" in text and "onnx.checker: ok" in text
+    import onnx
+
     model = onnx.load(str(out), load_external_data=False)
     assert [i.name for i in model.graph.input] == ["image"] and [o.name for o in model.graph.output] == ["class"]
     code, _, err = _run(capsys, "export", "--model", MODEL, "--out", str(tmp_path / "x.txt"))

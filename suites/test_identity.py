@@ -13,9 +13,7 @@ import json
 import os
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from hardware.base import Runner
 from hardware.onnxruntime_runner import OnnxRuntimeRunner
@@ -99,6 +97,9 @@ def _pooled_onnx(path, seed: int = 0, class0: bool = False):
     if class0:
         return class0_onnx(path)
     rng = np.random.default_rng(seed)
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     graph = helper.make_graph(
         [helper.make_node("GlobalAveragePool", ["image"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
          helper.make_node("MatMul", ["f", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["class"])], "pooled",

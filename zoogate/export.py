@@ -16,7 +16,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import onnx
 import torch
 
 from zoogate import baselines, cache
@@ -48,6 +47,8 @@ def _export(loaded: LoadedModel, out: Path, exporter: str, opset: int, batch: st
                                         input_names=[input_name], output_names=[output_name],
                                         dynamic_shapes=shapes, verbose=False)
             program.save(str(out))
+    import onnx
+
     try:
         onnx.checker.check_model(str(out), full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -93,6 +94,8 @@ def export_onnx(model: str | LoadedModel, out: str | os.PathLike | None = None, 
 
 
 def check_opset(opset: int | None) -> None:
+    import onnx
+
     newest = onnx.defs.onnx_opset_version()
     if opset is not None and (isinstance(opset, bool) or not 1 <= opset <= newest):
         raise ZoogateError(f"--opset must be an ONNX opset version from 1 to {newest} (this onnx), got {opset}")

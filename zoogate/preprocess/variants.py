@@ -24,6 +24,7 @@ its own recorded outputs, bit for bit (zoogate.preprocess.expected).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -130,6 +131,11 @@ def timm_name(mb: ModelBaseline) -> str | None:
 
 def timm_data_config(name: str) -> dict:
     """timm's resolved eval data config for a model name, from its pretrained cfg alone (nothing downloaded)."""
+    return dict(_timm_data_config(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _timm_data_config(name: str) -> dict:
     import timm
     from timm.data import resolve_data_config
 
