@@ -1,4 +1,5 @@
-"""Where compiled models live: the `--model-dir DIR` naming convention.
+"""Where a runner's artifact comes from: the request a runner's ``artifact()`` answers, and the
+`--model-dir DIR` naming convention of compiled models (shared helpers the backend modules call).
 
 Ascend (.om, one file per static batch size), as ATC writes it with ``--output=DIR/<model>_bs<N>``::
 
@@ -31,15 +32,16 @@ from __future__ import annotations
 import os
 import platform
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from zoogate.errors import ZoogateError
 from zoogate.vamc import BUILD_MODELS, BuildConfig, model_for
 
 # registry model -> other names its compiled artifacts carry in vendor guides
 ARTIFACT_ALIASES: dict[str, tuple[str, ...]] = {
-    # 001_55b16f8d4b7b3695.txt: atc ... --output=inceptionv4_bs${bs}
+    # the Ascend guide builds it with atc ... --output=inceptionv4_bs${bs}
     "inception_v4_1001": ("inceptionv4",),
 }
 
@@ -64,6 +66,40 @@ MODEL_PREFIX = "mod"              # vamc's model files: deploy_weights/<name>/mo
 
 class ArtifactMissing(ZoogateError):
     """No compiled model for (model, runner, batch size) under --model-dir."""
+
+
+@dataclass
+class ArtifactRequest:
+    """What a runner's ``artifact(request)`` is asked for: a registry model at a batch size with the runner's
+    options, from the session's ``zoo`` (zoogate.plugin.models.Zoo: modules and ONNX exports) or --model-dir.
+
+    ``weights_identity`` is filled in by ``onnx()`` when the file is our export of the zoo's weights (a
+    user's --onnx file has no known weights); the loader gives it to the loaded runner.
+    """
+
+    zoo: Any
+    model: str
+    bs: int
+    options: dict = field(default_factory=dict)
+    model_dir: str | os.PathLike | None = None
+    weights_identity: str | None = None
+
+    def module(self):
+        """The model's PyTorch module (a zoogate.weights.LoadedModel)."""
+        return self.zoo.model(self.model)
+
+    def onnx(self) -> Path:
+        """A user's --onnx file for the model, else our ONNX export of the zoo's module (cached)."""
+        path = self.zoo.onnx(self.model)
+        if self.model not in self.zoo.onnx_files:
+            self.weights_identity = self.zoo.model(self.model).weights_identity
+        return path
+
+    @property
+    def input_size(self) -> int:
+        from zoogate import baselines
+
+        return baselines.model(self.model).input_size
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,57 @@ The last partial batch is padded with copies of its last image (hardware.base.pa
 Runner.infer for static runners) and the padded rows are dropped. 1001-class outputs (Cadene
 InceptionV4, index 0 = background) are returned as-is with ``background_class = True``; the caller
 decides whether to drop column 0.
+
+Detection (the `ascend` marker, also carried by onnxruntime's CANN runner): npu-smi on PATH or
+/dev/davinci* nodes, and ASCEND_TOOLKIT_HOME set (CANN's set_env.sh); the runner also needs ais_bench
+importable. Nothing is imported from a vendor SDK to find out; answers are cached per process.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
+import importlib.util
 import os
+import shutil
 
 import numpy as np
 
-from hardware.base import Runner
-from zoogate import detect
+from hardware.artifacts import find_om
+from hardware.base import Backend, Marker, Runner
 from zoogate.errors import ZoogateError
 from zoogate.identity import file_digest
+
+
+@functools.lru_cache(maxsize=None)
+def device() -> tuple[bool, str]:
+    """Is an Ascend NPU with CANN's environment here?"""
+    smi = shutil.which("npu-smi")
+    nodes = glob.glob("/dev/davinci[0-9]*")
+    home = os.environ.get("ASCEND_TOOLKIT_HOME")
+    if not (smi or nodes):
+        return False, ("no Ascend device: npu-smi not found and no /dev/davinci* nodes"
+                       + ("" if home else "; ASCEND_TOOLKIT_HOME unset")
+                       + " (install the driver and source /usr/local/Ascend/ascend-toolkit/set_env.sh)")
+    if not home:
+        return False, ("Ascend device present but ASCEND_TOOLKIT_HOME unset: "
+                       "source /usr/local/Ascend/ascend-toolkit/set_env.sh")
+    return True, f"Ascend: {smi or nodes[0]}"
+
+
+@functools.lru_cache(maxsize=None)
+def ais_bench() -> tuple[bool, str]:
+    """The device, and ais_bench importable (without importing it)."""
+    ok, why = device()
+    if not ok:
+        return ok, why
+    if importlib.util.find_spec("ais_bench") is None:
+        return False, "ais_bench not importable: install ais_bench and aclruntime from the Ascend tools repository"
+    return True, "ais_bench"
+
+
+# detect through the module attribute, so a test that stands in for the device patches one name
+ASCEND = Marker("ascend", "needs a Huawei Ascend NPU with CANN and ais_bench", detect=lambda: device(), npu=True)
 
 
 def _numpy_dtype(datatype, path: str):
@@ -41,11 +80,13 @@ def _numpy_dtype(datatype, path: str):
 
 class AscendRunner(Runner):
     name = "ascend"
-    marker = "ascend"
-    artifact_suffix = ".om"
+    marker = ASCEND.name
     static_batch = True
     precision = "fp16"            # ATC's default precision mode computes convolutions in float16
     reports_device_time = True
+    vendor_module = "ais_bench"
+    options = {"precision": "the precision the .om was built with (fp16 by default; fp32 for an ATC "
+                            "precision_mode that keeps float32): picks the agreement tolerance"}
 
     def __init__(self, device_id: int = 0, precision: str | None = None) -> None:
         super().__init__()
@@ -57,7 +98,12 @@ class AscendRunner(Runner):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        return detect.ais_bench()
+        return ais_bench()
+
+    @classmethod
+    def artifact(cls, request):
+        """``--model-dir DIR/<model>_bs<N>.om`` (hardware.artifacts.find_om)."""
+        return find_om(request.model_dir, request.model, request.bs, input_size=request.input_size)
 
     def load(self, artifact, batch_size: int) -> "AscendRunner":
         path = os.fspath(artifact)
@@ -121,3 +167,6 @@ def _release(session) -> None:
     finalize = getattr(session, "finalize", None)
     if finalize is not None:
         finalize()
+
+
+BACKEND = Backend("ascend", runners=(AscendRunner,), markers=(ASCEND,))

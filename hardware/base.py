@@ -1,10 +1,15 @@
-"""The runner interface every backend implements (the shape of accuracy_checker's Launcher.predict)."""
+"""What a backend module declares: its runners (the interface every one implements, the shape of
+accuracy_checker's Launcher.predict), the pytest markers of its hardware and how that hardware is detected.
+
+A backend is one module with ``BACKEND = Backend(...)``; hardware.registry finds it (hardware/README.md).
+"""
 
 from __future__ import annotations
 
 import abc
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -28,16 +33,20 @@ class Timing:
 class Runner(abc.ABC):
     """Load a model artifact for a batch size and turn float32 NCHW batches into float32 (N, C) logits.
 
-    Subclasses set ``name`` (test ids, reports) and ``marker`` (the pytest marker its tests carry:
-    None for plain CPU runners, "gpu", "ascend", "vacc").
+    The class attributes are the runner's declaration, read by the registry and the pytest plugin.
     """
 
-    name: str = "runner"
-    marker: str | None = None
-    artifact_suffix: str = ""          # ".onnx", ".om", ... what load() expects
+    name: str = "runner"               # test ids, --runner, reports
+    marker: str | None = None          # the pytest marker its tests carry (a Marker's name); None: runs anywhere
     static_batch: bool = False         # True: the artifact accepts exactly batch_size inputs
-    precision: str = "fp32"            # fp32 / fp16 / int8: picks the agreement tolerance
+    precision: str = "fp32"            # fp32 / fp16 / bf16 / int8: picks the agreement tolerance
     reports_device_time: bool = False  # True: infer() also fills timing.device_s
+    # the vendor SDK load() imports: a test double of it (fixtures/doubles) is refused for hardware tests
+    vendor_module: str | None = None
+    # runner options (``--runner NAME:key=value,...``) -> what each does; others are refused at start-up
+    options: dict[str, str] = {}
+    # True: ``self.session`` is an onnxruntime InferenceSession, timed bare by the harness-overhead gate
+    bare_session: bool = False
     # "logits", or "probabilities" for a build that ends in a softmax (a vamc build with graph.extra_ops
     # softmax): comparisons with a reference's logits softmax the reference first (reference_outputs)
     outputs: str = "logits"
@@ -61,13 +70,21 @@ class Runner(abc.ABC):
 
     @property
     def agreement_tolerance(self) -> str:
-        """Name of the baselines tolerance for agreement with PyTorch eager fp32."""
+        """Name of the baselines tolerance for agreement with PyTorch eager fp32 (a subclass may set it
+        as a plain class attribute instead)."""
         return {"fp16": "fp16", "int8": "int8"}.get(self.precision, "fp32_cross_backend")
 
     @classmethod
     @abc.abstractmethod
     def available(cls) -> tuple[bool, str]:
         """(True, "") when the backend can run here, else (False, what is missing and how to provide it)."""
+
+    @classmethod
+    def artifact(cls, request):
+        """What load() takes for a hardware.artifacts.ArtifactRequest (the zoo, model, bs, options,
+        --model-dir): a module, an ONNX path, a compiled build. Raises ArtifactMissing naming the file
+        that was expected and how to build it."""
+        raise NotImplementedError(f"runner {cls.name} does not say where its artifact comes from")
 
     @abc.abstractmethod
     def load(self, artifact, batch_size: int) -> "Runner":
@@ -145,3 +162,37 @@ def pad_to_batch(batch: np.ndarray, batch_size: int) -> tuple[np.ndarray, int]:
         return batch, n
     pad = np.repeat(batch[-1:], batch_size - n, axis=0)
     return np.concatenate([batch, pad], axis=0), n
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A pytest marker a backend's hardware tests carry, and whether that hardware is here.
+
+    ``detect()`` returns (True, what was found) or (False, what is missing and how to provide it); tests
+    with the marker skip with that reason. ``npu``: an accelerator card, so its tests also carry ``npu``
+    and ``-m "not npu"`` leaves them out. ``device``: the hardware's name in the report's device list.
+    """
+
+    name: str
+    description: str
+    detect: Callable[[], tuple[bool, str]]
+    npu: bool = False
+    device: str = ""
+
+    @property
+    def device_name(self) -> str:
+        return self.device or self.name
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend module's declaration: ``BACKEND = Backend(name, runners=(...), markers=(...))``.
+
+    ``faults``: a callable returning zoogate.faults.Fault rows the backend adds to the fault matrix
+    (called when the matrix is built, so a backend module never imports the gates at import time).
+    """
+
+    name: str
+    runners: tuple[type[Runner], ...]
+    markers: tuple[Marker, ...] = ()
+    faults: Callable[[], Sequence] | None = None

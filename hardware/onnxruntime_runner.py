@@ -1,4 +1,5 @@
-"""ONNX Runtime runners: CPU EP; CUDA EP (`gpu`) and CANN EP (`ascend`) where the installed
+"""ONNX Runtime runners on our ONNX export (or a user's --onnx file): CPU EP; CUDA EP (the torch
+backend's `gpu` marker) and CANN EP (the Ascend backend's `ascend` marker) where the installed
 onnxruntime lists them in get_available_providers().
 
 ONNX Runtime falls back to the CPU silently when an execution provider cannot be created; these
@@ -18,8 +19,8 @@ import os
 
 import numpy as np
 
-from hardware.base import Runner
-from zoogate import detect
+from hardware import ascend, torch_runner
+from hardware.base import Backend, Runner
 from zoogate.errors import ZoogateError
 from zoogate.identity import file_digest
 
@@ -45,13 +46,16 @@ def _provider_listed(provider: str) -> tuple[bool, str]:
     return True, provider
 
 
+_THREADS_OPTION = {"intra_op_threads": "SessionOptions.intra_op_num_threads (default: onnxruntime's)"}
+
+
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
-    marker = None
-    artifact_suffix = ".onnx"
     provider = "CPUExecutionProvider"
+    bare_session = True
     # option names this provider accepts as provider options (others are rejected early)
     provider_option_names: tuple[str, ...] = ()
+    options = _THREADS_OPTION
 
     def __init__(self, device_id: int = 0, intra_op_threads: int | None = None, **provider_options) -> None:
         super().__init__()
@@ -68,6 +72,10 @@ class OnnxRuntimeRunner(Runner):
     @classmethod
     def available(cls) -> tuple[bool, str]:
         return _provider_listed(cls.provider)
+
+    @classmethod
+    def artifact(cls, request):
+        return request.onnx()
 
     def _providers(self) -> list:
         return [self.provider]
@@ -116,16 +124,17 @@ class OnnxRuntimeRunner(Runner):
 
 class OnnxRuntimeCudaRunner(OnnxRuntimeRunner):
     name = "onnxruntime-cuda"
-    marker = "gpu"
+    marker = torch_runner.GPU.name
     provider = "CUDAExecutionProvider"
     provider_option_names = ("gpu_mem_limit", "cudnn_conv_algo_search", "arena_extend_strategy")
+    options = {**_THREADS_OPTION, **{n: "CUDA EP provider option" for n in provider_option_names}}
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
         ok, why = _provider_listed(cls.provider)
         if not ok:
             return False, why + ": pip install onnxruntime-gpu"
-        return detect.cuda()
+        return torch_runner.cuda()
 
     def _providers(self) -> list:
         return [(self.provider, {"device_id": self.device_id, **self.provider_options}), "CPUExecutionProvider"]
@@ -133,10 +142,13 @@ class OnnxRuntimeCudaRunner(OnnxRuntimeRunner):
 
 class OnnxRuntimeCannRunner(OnnxRuntimeRunner):
     name = "onnxruntime-cann"
-    marker = "ascend"
+    marker = ascend.ASCEND.name
     provider = "CANNExecutionProvider"
     provider_option_names = ("npu_mem_limit", "arena_extend_strategy", "enable_cann_graph",
                              "precision_mode", "op_select_impl_mode", "optypelist_for_implmode")
+    options = {**_THREADS_OPTION, **{n: "CANN EP provider option" for n in provider_option_names},
+               "precision_mode": f"CANN EP precision mode; {' / '.join(_CANN_FP32_MODES)} keep float32 (tolerance "
+                                 f"fp32_cross_backend), any other is gated as fp16"}
 
     @property
     def precision(self) -> str:        # type: ignore[override]
@@ -145,7 +157,7 @@ class OnnxRuntimeCannRunner(OnnxRuntimeRunner):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        ok, why = detect.ascend()
+        ok, why = ascend.device()
         if not ok:
             return ok, why
         ok, why = _provider_listed(cls.provider)
@@ -155,3 +167,6 @@ class OnnxRuntimeCannRunner(OnnxRuntimeRunner):
 
     def _providers(self) -> list:
         return [(self.provider, {"device_id": self.device_id, **self.provider_options}), "CPUExecutionProvider"]
+
+
+BACKEND = Backend("onnxruntime", runners=(OnnxRuntimeRunner, OnnxRuntimeCudaRunner, OnnxRuntimeCannRunner))

@@ -1,4 +1,5 @@
-"""PyTorch eager runners: CPU fp32, and CUDA fp32 / fp16 where a GPU is present (`gpu` marker).
+"""PyTorch eager runners: CPU fp32, and CUDA fp32 / fp16 where a GPU is present (the `gpu` marker,
+declared here with its CUDA detection; onnxruntime's CUDA runner carries it too).
 
 The artifact is a torch.nn.Module (or anything with a ``.module``, e.g. zoogate.weights.LoadedModel).
 CPU runs use the module as given (eval mode, never modified); CUDA runs work on a deep copy so the
@@ -8,12 +9,25 @@ caller's CPU module stays float32 on the CPU.
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 
-from hardware.base import Runner
-from zoogate import detect
+from hardware.base import Backend, Marker, Runner
 from zoogate.identity import state_dict_digest
+
+
+@functools.lru_cache(maxsize=None)
+def cuda() -> tuple[bool, str]:
+    """Is a CUDA GPU usable by torch here? (torch is imported on the first call, not at import time.)"""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False, f"no CUDA GPU: torch.cuda.is_available() is False (torch {torch.__version__})"
+    return True, f"CUDA: {torch.cuda.get_device_name(0)}"
+
+
+GPU = Marker("gpu", "needs a CUDA GPU", detect=lambda: cuda(), device="cuda")
 
 
 def _module_of(artifact):
@@ -41,8 +55,6 @@ def _first_output(out):
 
 class TorchRunner(Runner):
     name = "torch"
-    marker = None
-    artifact_suffix = ""
     device = "cpu"
     precision = "fp32"
 
@@ -63,6 +75,10 @@ class TorchRunner(Runner):
     @classmethod
     def available(cls) -> tuple[bool, str]:
         return True, "PyTorch CPU"
+
+    @classmethod
+    def artifact(cls, request):
+        return request.module()
 
     def _torch_device(self):
         import torch
@@ -102,14 +118,14 @@ class TorchCudaRunner(TorchRunner):
     """CUDA fp32; device time from CUDA events around the forward pass."""
 
     name = "torch-cuda"
-    marker = "gpu"
+    marker = GPU.name
     device = "cuda"
     precision = "fp32"
     reports_device_time = True
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        return detect.cuda()
+        return cuda()
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -133,3 +149,6 @@ class TorchCudaFp16Runner(TorchCudaRunner):
 
     name = "torch-cuda-fp16"
     precision = "fp16"
+
+
+BACKEND = Backend("torch", runners=(TorchRunner, TorchCudaRunner, TorchCudaFp16Runner), markers=(GPU,))

@@ -26,27 +26,50 @@ that run_sync takes a whole batch of images at once is inferred (the sample feed
 Runner options (``--runner vacc:key=value,...``): ``precision=fp16|int8`` (picks the build and the
 tolerance), ``build=FILE.yaml`` (the vamc build config: its ``name:`` finds the build, its
 ``backend.dtype`` is the precision, its extra ops the outputs), ``vdsp_params=FILE``.
+
+Detection (the `vacc` marker): vasmi on PATH or /dev/vastai* nodes, and vaststreamx importable (found,
+not imported); cached per process.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import glob
+import importlib.util
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from hardware.artifacts import VaccArtifact
-from hardware.base import Runner
-from zoogate import detect
+from hardware.artifacts import VaccArtifact, find_vacc
+from hardware.base import Backend, Marker, Runner
 from zoogate.errors import ZoogateError
 from zoogate.identity import files_digest
 from zoogate.preprocess.vdsp import VdspParams, load_params
 
 _SUPPORTED_NORM = "DIV255_MINUSMEAN_DIVSTD"
+
+
+@functools.lru_cache(maxsize=None)
+def device() -> tuple[bool, str]:
+    """Is a VACC card with VastStreamX here?"""
+    smi = shutil.which("vasmi")
+    nodes = glob.glob("/dev/vastai*")
+    if not (smi or nodes):
+        return False, ("no VACC device: vasmi not found and no /dev/vastai* nodes "
+                       "(install the Vastai driver and put vasmi on PATH)")
+    if importlib.util.find_spec("vaststreamx") is None:
+        return False, "VACC device present but vaststreamx not importable: install the VastStreamX wheel"
+    return True, f"VACC: {smi or nodes[0]}"
+
+
+# detect through the module attribute, so a test that stands in for the device patches one name
+VACC = Marker("vacc", "needs a Vastai VACC card with VastStreamX", detect=lambda: device(), npu=True)
 
 
 def to_chw_uint8(image) -> np.ndarray:
@@ -74,10 +97,14 @@ def _tensor_path_problem(params: VdspParams) -> str | None:
 
 class VaccRunner(Runner):
     name = "vacc"
-    marker = "vacc"
-    artifact_suffix = ""          # a model prefix (directory/mod), not a single file
+    marker = VACC.name
     static_batch = True
     precision = "fp16"
+    vendor_module = "vaststreamx"
+    options = {"precision": "fp16 | int8: picks the build and the agreement tolerance",
+               "build": "FILE.yaml, the vamc build config (its name: finds the build; backend.dtype is the "
+                        "precision; graph.extra_ops softmax makes the outputs probabilities)",
+               "vdsp_params": "FILE.json, the build's vdsp params (default: found beside the build)"}
 
     def __init__(self, device_id: int = 0, precision: str | None = None, build: str | os.PathLike | None = None,
                  vdsp_params: str | os.PathLike | None = None) -> None:
@@ -85,7 +112,7 @@ class VaccRunner(Runner):
         self.device_id = device_id
         if precision:
             self.precision = precision
-        # build and vdsp_params also go to hardware.artifacts.find_vacc (the loader passes the options there);
+        # build and vdsp_params also go to hardware.artifacts.find_vacc (artifact() passes the options there);
         # the build file is read here when load() gets a (prefix, vdsp params) pair instead of a VaccArtifact
         self.build_file = Path(build) if build else None
         self.build = None
@@ -95,7 +122,17 @@ class VaccRunner(Runner):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        return detect.vacc()
+        return device()
+
+    @classmethod
+    def artifact(cls, request) -> VaccArtifact:
+        """The build under --model-dir (hardware.artifacts.find_vacc), found with the build / vdsp options."""
+        from zoogate.vamc import load_build_config
+
+        options = request.options
+        build = load_build_config(options["build"]) if options.get("build") else None
+        return find_vacc(request.model_dir, request.model, options.get("precision"), build=build,
+                         vdsp_params=options.get("vdsp_params"))
 
     def load(self, artifact, batch_size: int) -> "VaccRunner":
         build = None
@@ -221,3 +258,6 @@ class VaccRunner(Runner):
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
+
+
+BACKEND = Backend("vacc", runners=(VaccRunner,), markers=(VACC,))

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from hardware import registry
 from zoogate import cli
 from zoogate.plugin import core
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-LAB_MARKERS = ("ascend", "vacc", "gpu", "npu")
+LAB_MARKERS = (*registry.markers(), registry.NPU)    # hardware markers: these commands run in full
 _CODE_LINE = re.compile(r"^ {4}(?P<cmd>(?:pytest|zoogate) .*?)\s*(?:#.*)?$")
 _PATH_METAVAR = re.compile(r"DIR|FILE|PATH")
 

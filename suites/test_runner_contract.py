@@ -1,4 +1,4 @@
-"""The runner contract, the same tests for every runner (issue 5).
+"""The runner contract, the same tests for every runner.
 
 Parametrized over (model, runner, bs) by zoogate.plugin.runners: torch and onnxruntime run here;
 gpu / ascend / vacc params carry their markers and skip with the reason where the hardware is absent

@@ -1,4 +1,4 @@
-"""Throughput gates (issue 7): fps floors, host-baseline regressions, anti-caching, harness overhead.
+"""Throughput gates: fps floors, host-baseline regressions, anti-caching, harness overhead.
 
 Parametrized over (model, runner, bs) by zoogate.plugin.runners. On the CPU the default is the cheap
 iresnet50 at bs 1 and 8 (the harness overhead is asked at those sizes); ``--models inception_v4 --bs 1,4,8``
@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+from hardware import registry
 from hardware.base import Runner
 from zoogate import baselines
 from zoogate.errors import ZoogateError
@@ -28,12 +29,13 @@ from zoogate.throughput import (MeasureSettings, PairedTimes, anti_caching_gate,
                                 median_interval, save_host_baseline, split_batches, window_batches)
 
 CPU_MODELS = ["iresnet50"]                     # cheapest real network (9.3 GFLOPs at 224 px)
-HOST_RUNNERS = ["torch", "onnxruntime", "torch-cuda", "torch-cuda-fp16", "onnxruntime-cuda"]
-ORT_RUNNERS = ["onnxruntime", "onnxruntime-cuda"]
-HOST_BS = [1, 8]                               # issue 7: harness overhead at bs 1 and 8
+# host runners (no accelerator card: the CPU, a GPU) at the host sizes; card runners at the documented table
+HOST_RUNNERS = [n for n, cls in registry.runners().items() if n not in registry.card_runners()]
+BARE_SESSION_RUNNERS = [n for n in HOST_RUNNERS if registry.get(n).bare_session]   # harness overhead
+HOST_BS = [1, 8]                               # the harness overhead is asked at bs 1 and 8
 ANTI_CACHING_HOST_BS = [1]                     # a result cache is per input whatever the bs; bs 1 is cheapest
 ACCELERATOR_MODELS = ["inception_v4_1001"]     # the model of the documented Ascend 310P3 fps table
-ACCELERATOR_RUNNERS = ["ascend", "onnxruntime-cann", "vacc"]
+ACCELERATOR_RUNNERS = registry.card_runners()
 DOCUMENTED_BS = [1, 4, 8, 16, 32, 64]
 ROTATION_SEED = 700                            # generated images the timed steps rotate through
 VARIED_SEED = 7_000                            # the anti-caching pool: seeds disjoint from the rotation's
@@ -89,7 +91,7 @@ class TestHostThroughput(_ThroughputGates):
     def test_anti_caching(self, runner_case, loaded_runner, zoo, throughput_settings, gate_log):
         self.check_anti_caching(runner_case, loaded_runner, zoo, throughput_settings, gate_log)
 
-    @pytest.mark.runner_cases(runners=ORT_RUNNERS)
+    @pytest.mark.runner_cases(runners=BARE_SESSION_RUNNERS)
     def test_harness_overhead(self, runner_case, loaded_runner, runner_loader, zoo, throughput_settings, gate_log):
         onnx_path = runner_loader.artifact(runner_case.model, runner_case.runner, runner_case.bs, {})
         times = measure_harness_overhead(loaded_runner, onnx_path, _rotation(zoo, runner_case, throughput_settings),

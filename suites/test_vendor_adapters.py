@@ -21,13 +21,13 @@ import yaml
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from hardware import artifacts, contract
+from hardware import artifacts, ascend, contract, vacc
 from hardware.artifacts import ArtifactMissing, find_om, find_vacc
 from hardware.ascend import AscendRunner
 from hardware.base import infer_all
 from hardware.onnxruntime_runner import OnnxRuntimeRunner
 from hardware.vacc import VaccRunner
-from zoogate import baselines, detect
+from zoogate import baselines
 from zoogate.compare import compare
 from zoogate.errors import ZoogateError
 from zoogate.preprocess import vdsp
@@ -50,13 +50,14 @@ def _vendor_modules() -> dict:
 def doubles_installed():
     """Put the SDK doubles first on sys.path and make detection say the hardware is there; undo it all after."""
     saved_path, saved_modules = list(sys.path), _vendor_modules()
-    saved_detect = {n: getattr(detect, n) for n in ("ascend", "ais_bench", "vacc")}
+    saved_detect = [(ascend, "device", ascend.device), (ascend, "ais_bench", ascend.ais_bench),
+                    (vacc, "device", vacc.device)]
     for name in saved_modules:
         del sys.modules[name]
     sys.path.insert(0, str(DOUBLES))
-    detect.ascend = lambda: (True, "DOUBLE: pretend Ascend device (fixtures/doubles)")
-    detect.ais_bench = lambda: (True, "DOUBLE: ais_bench test double")
-    detect.vacc = lambda: (True, "DOUBLE: vaststreamx test double")
+    ascend.device = lambda: (True, "DOUBLE: pretend Ascend device (fixtures/doubles)")
+    ascend.ais_bench = lambda: (True, "DOUBLE: ais_bench test double")
+    vacc.device = lambda: (True, "DOUBLE: vaststreamx test double")
     try:
         yield DOUBLES
     finally:
@@ -64,8 +65,8 @@ def doubles_installed():
             del sys.modules[name]
         sys.modules.update(saved_modules)
         sys.path[:] = saved_path
-        for name, fn in saved_detect.items():
-            setattr(detect, name, fn)
+        for module, name, fn in saved_detect:
+            setattr(module, name, fn)
 
 
 @pytest.fixture
@@ -187,7 +188,7 @@ def test_doubles_are_installed_only_inside_the_fixture(tiny_models):
     assert str(DOUBLES) not in sys.path
     with pytest.raises(ModuleNotFoundError):
         __import__("vaststreamx")
-    assert AscendRunner.available() == detect.ais_bench()
+    assert AscendRunner.available() == ascend.ais_bench()
 
 
 # ------------------------------------------------------------------ Ascend
@@ -297,25 +298,25 @@ def test_ascend_error_paths(vendor_doubles, tiny_models, tmp_path):
 
 def test_ascend_and_vacc_unavailable_without_sdk_say_why(monkeypatch):
     """Device present, SDK not installed (doubles not on the path): available() is False with the reason."""
-    real_which = detect.shutil.which
-    for fn in (detect.ascend, detect.ais_bench, detect.vacc):
+    real_which = vacc.shutil.which
+    for fn in (ascend.device, ascend.ais_bench, vacc.device):
         fn.cache_clear()
     try:
-        monkeypatch.setattr(detect, "ascend", lambda: (True, "Ascend: npu-smi"))
-        monkeypatch.setattr(detect.shutil, "which", lambda cmd: "/usr/bin/vasmi" if cmd == "vasmi" else real_which(cmd))
+        monkeypatch.setattr(ascend, "device", lambda: (True, "Ascend: npu-smi"))
+        monkeypatch.setattr(vacc.shutil, "which", lambda cmd: "/usr/bin/vasmi" if cmd == "vasmi" else real_which(cmd))
         ok, why = AscendRunner.available()
         assert not ok and "ais_bench not importable" in why and "Ascend tools repository" in why
         ok, why = VaccRunner.available()
         assert not ok and "vaststreamx not importable" in why and "VastStreamX wheel" in why
     finally:
         monkeypatch.undo()
-        for fn in (detect.ascend, detect.ais_bench, detect.vacc):
+        for fn in (ascend.device, ascend.ais_bench, vacc.device):
             fn.cache_clear()
 
 
 def test_available_is_the_real_detection_outside_the_doubles():
-    assert AscendRunner.available() == detect.ais_bench()
-    assert VaccRunner.available() == detect.vacc()
+    assert AscendRunner.available() == ascend.ais_bench()
+    assert VaccRunner.available() == vacc.device()
     for ok, why in (AscendRunner.available(), VaccRunner.available()):
         assert ok or ("install" in why or "source" in why)      # a reason says how to provide what is missing
 

@@ -6,7 +6,8 @@ deployment, and returns that gate's GateRecord. suites/test_fault_matrix.py requ
 FAIL from the named gate; `zoogate faults` prints the matrix as the Markdown table the README carries.
 
 The planted runners below wrap a real runner and are named for their fault; nothing here is used by a
-healthy run.
+healthy run. Backends add rows of their own (hardware.base.Backend ``faults``, through
+hardware.registry.faults()); those come last and may use ``primary_onnx`` and ``fp32_agreement``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from hardware import registry
 from hardware.base import Runner
 from zoogate import baselines
 from zoogate.record import FAIL, GateRecord
@@ -233,7 +235,14 @@ class _Models:
         return OnnxRuntimeRunner().load(path or cls.onnx(), bs)
 
 
-def _agreement(runner: Runner, label: str, images: np.ndarray | None = None) -> GateRecord:
+def primary_onnx() -> Path:
+    """Our ONNX export of the primary model (calibrated weights, cached)."""
+    return _Models.onnx()
+
+
+def fp32_agreement(runner: Runner, label: str, images: np.ndarray | None = None) -> GateRecord:
+    """A loaded runner of the primary model against PyTorch eager, gated as an fp32 build
+    (fp32_cross_backend)."""
     from hardware.base import infer_all
     from zoogate.compare import agreement_gate
 
@@ -243,11 +252,11 @@ def _agreement(runner: Runner, label: str, images: np.ndarray | None = None) -> 
 
 
 def healthy_agreement() -> GateRecord:
-    return _agreement(_Models.ort_runner(4), "onnxruntime")
+    return fp32_agreement(_Models.ort_runner(4), "onnxruntime")
 
 
 def nhwc_fed_as_nchw() -> GateRecord:
-    return _agreement(NHWCAsNCHWRunner(_Models.ort_runner(4)), "onnxruntime+NHWC-as-NCHW")
+    return fp32_agreement(NHWCAsNCHWRunner(_Models.ort_runner(4)), "onnxruntime+NHWC-as-NCHW")
 
 
 def perturbed_onnx_weight() -> GateRecord:
@@ -260,7 +269,7 @@ def perturbed_onnx_weight() -> GateRecord:
     init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.01), init.name))
     path = Path(tempfile.mkdtemp(prefix="zoogate-fault-")) / "perturbed.onnx"
     onnx.save(model, str(path))
-    return _agreement(_Models.ort_runner(4, path), "onnxruntime+1%-weight")
+    return fp32_agreement(_Models.ort_runner(4, path), "onnxruntime+1%-weight")
 
 
 def fp16_overflow(head_scale: float = 3e4) -> GateRecord:
@@ -538,6 +547,8 @@ FAULTS: tuple[Fault, ...] = (
     Fault("reference-other-weights", "a saved fp32 reference run made with other weights, agreeing with a "
           "deployment of those weights", "accuracy", "top1_vs_reference", reference_of_other_weights,
           lambda: reference_of_other_weights(other_weights=False)),
+    # last: a backend's rows use Fault and the helpers above
+    *registry.faults(),
 )
 
 

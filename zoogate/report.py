@@ -76,15 +76,20 @@ def _cann_version() -> str | None:
 
 
 def _devices() -> dict[str, str]:
-    from zoogate import detect
-
+    """Each backend's hardware (hardware.registry markers): what was found, or why it is absent."""
     out = {}
-    for name, probe in (("ascend", detect.ascend), ("vacc", detect.vacc), ("cuda", detect.cuda)):
+    try:
+        from hardware import registry
+
+        declared = list(registry.markers().values())
+    except Exception as exc:          # detection must never fail the report
+        return {"backends": f"unknown: {type(exc).__name__}: {exc}"}
+    for marker in declared:
         try:
-            ok, why = probe()
-            out[name] = why if ok else f"absent: {why}"
+            ok, why = marker.detect()
+            out[marker.device_name] = why if ok else f"absent: {why}"
         except Exception as exc:      # detection must never fail the report
-            out[name] = f"unknown: {type(exc).__name__}: {exc}"
+            out[marker.device_name] = f"unknown: {type(exc).__name__}: {exc}"
     return out
 
 

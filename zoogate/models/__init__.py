@@ -40,14 +40,6 @@ _OWN_BUILDERS = {"inception_v4_1001": _inception_v4_1001,
                  **{name: (lambda n: (lambda c: iresnet(n, c)))(name) for name in STAGE_DEPTHS}}
 
 
-def names() -> list[str]:
-    return sorted(baselines.load_all())
-
-
-def buildable(name: str) -> bool:
-    return not baselines.model(name).user_supplied
-
-
 def build(name: str, *, seed: int = 0) -> nn.Module:
     """The architecture of registry model ``name`` with deterministic (seeded) init, in eval mode."""
     mb = baselines.model(name)

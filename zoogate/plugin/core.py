@@ -7,12 +7,11 @@ import random
 import numpy as np
 import pytest
 
-from zoogate import baselines, detect
+from hardware import registry
+from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.record import FAIL, INCONCLUSIVE, SKIP, GateRecord
 
-HARDWARE_MARKERS = ("ascend", "vacc", "gpu")
-NPU_MARKERS = ("ascend", "vacc")          # imply `npu`
 MAX_BATCH_SIZE = "max_batch_size"         # tolerance naming the largest --bs
 
 
@@ -33,13 +32,21 @@ def _bs_list(text: str) -> list[int]:
     return values
 
 
+def _runner_names() -> str:
+    try:
+        return ", ".join(registry.names())
+    except ZoogateError as exc:      # reported as a usage error at configure time
+        return f"(backends cannot be listed: {exc})"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("zoogate", "zoogate: models, runners, data and gates")
     g.addoption("--bs", default=None, help="batch size(s) of runner tests: one or a comma list (e.g. 4 or 1,4,8)")
     g.addoption("--models", default=None,
                 help="comma list of registry models to test (default: a CPU-sized selection; 'all' for every model)")
     g.addoption("--runner", action="append", default=None,
-                help="restrict runner tests to these runners (repeatable): torch, onnxruntime, ascend, vacc, ...")
+                help=f"restrict runner tests to these runners (repeatable; NAME or NAME:key=value,...): "
+                     f"{_runner_names()}")
     g.addoption("--weights", action="append", default=[], metavar="DIR|NAME=FILE",
                 help="real checkpoints: a folder of <model>.pth/.safetensors, or NAME=FILE (repeatable)")
     g.addoption("--onnx", action="append", default=[], metavar="NAME=PATH",
@@ -70,17 +77,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "the report still shows it as INCONCLUSIVE")
 
 
-MARKERS = {
-    "npu": "needs an accelerator card (Ascend or VACC); implied by ascend and vacc",
-    "ascend": "needs a Huawei Ascend NPU with CANN and ais_bench",
-    "vacc": "needs a Vastai VACC card with VastStreamX",
-    "gpu": "needs a CUDA GPU",
-    "slow": "long-running (minutes on 2 CPU cores)",
-}
+SLOW = "slow"
+
+
+def markers() -> dict[str, str]:
+    """Marker name -> help: every backend's hardware markers (hardware.registry), `npu` and `slow`."""
+    try:
+        declared = registry.markers()
+    except ZoogateError as exc:
+        raise pytest.UsageError(f"backends: {exc}") from None
+    cards = [name for name, m in declared.items() if m.npu]
+    return {registry.NPU: f"needs an accelerator card; implied by {', '.join(cards) or 'no installed backend'}",
+            **{name: m.description for name, m in declared.items()},
+            SLOW: "long-running (minutes on 2 CPU cores)"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in MARKERS.items():
+    for name, text in markers().items():
         config.addinivalue_line("markers", f"{name}: {text}")
     bs = config.getoption("--bs")
     config.zoogate_bs = _bs_list(bs) if bs else None
@@ -88,14 +101,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """ascend/vacc imply npu; hardware-marked tests skip with what was not found."""
+    """Card markers imply npu; hardware-marked tests skip with what their backend's detection did not find."""
+    hardware, cards = list(registry.markers()), set(registry.npu_markers())
     for item in items:
         names = {m.name for m in item.iter_markers()}
-        if names & set(NPU_MARKERS) and "npu" not in names:
-            item.add_marker(pytest.mark.npu)
-        for marker in HARDWARE_MARKERS:
+        if names & cards and registry.NPU not in names:
+            item.add_marker(registry.NPU)
+        for marker in hardware:
             if marker in names:
-                ok, why = detect.marker_available(marker)
+                ok, why = registry.detect(marker)
                 if not ok:
                     item.add_marker(pytest.mark.skip(reason=why))
                     break

@@ -10,6 +10,7 @@ import pytest
 
 from zoogate import baselines, cache, synthetic
 from zoogate.errors import ZoogateError
+from zoogate.plugin._params import explicitly_parametrized
 from zoogate.weights import LoadedModel, load_model
 
 
@@ -62,13 +63,6 @@ class Zoo:
         self._exports: dict[tuple, Path] = {}
         self._batches: dict[tuple, np.ndarray] = {}
 
-    def selected_models(self) -> list[str]:
-        return selected_models(self.config)
-
-    @staticmethod
-    def baseline(name: str) -> baselines.ModelBaseline:
-        return baselines.model(name)
-
     def has_torch(self, name: str) -> bool:
         return not baselines.model(name).user_supplied
 
@@ -108,9 +102,6 @@ class Zoo:
             self._batches[key] = arr
         return self._batches[key]
 
-    def weights_origin(self, name: str) -> str:
-        return self.model(name).origin
-
 
 def pytest_configure(config: pytest.Config) -> None:
     given_models(config)          # a bad --models is a usage error at start-up
@@ -131,9 +122,8 @@ MODEL_ARGUMENTS = {
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    explicit = " ".join(str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
     for arg, keep in MODEL_ARGUMENTS.items():
-        if arg in metafunc.fixturenames and arg not in explicit:
+        if arg in metafunc.fixturenames and not explicitly_parametrized(metafunc, arg):
             names = [n for n in selected_models(metafunc.config) if keep(baselines.model(n))]
             metafunc.parametrize(arg, names, ids=names)
 

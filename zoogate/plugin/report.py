@@ -23,7 +23,6 @@ from zoogate import report as gate_report
 from zoogate.errors import ZoogateError
 from zoogate.record import FAIL, INCONCLUSIVE, SKIP, GateRecord
 
-HARDWARE_TAGS = ("ascend", "vacc", "gpu", "npu")
 RUNNER_PARAMS = ("runner", "runner_name", "runner_case")
 _RECORDS_PROP = "zoogate_records"
 _RUNNERS_PROP = "zoogate_runners"
@@ -61,14 +60,20 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _hardware_tags() -> set[str]:
+    """The backends' hardware markers and ``npu``."""
+    from hardware import registry
+
+    return {*registry.markers(), registry.NPU}
+
+
 def _known_tags() -> set[str]:
     try:
         from hardware import registry
 
-        names = set(registry.names())
+        return set(registry.names()) | _hardware_tags()
     except Exception:           # the registry is another module's; never let it break option checks
-        names = set()
-    return names | set(HARDWARE_TAGS)
+        return set()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -137,7 +142,8 @@ def item_runner_tags(item: pytest.Item) -> set[str]:
             marker = getattr(value, "marker", None)
             if isinstance(marker, str):
                 tags.add(marker)
-    tags |= {m.name for m in item.iter_markers() if m.name in HARDWARE_TAGS}
+    hardware = _hardware_tags()
+    tags |= {m.name for m in item.iter_markers() if m.name in hardware}
     return tags
 
 

@@ -1,11 +1,11 @@
 """pytest plugin: runner parametrization with hardware markers, and loaded runners for (model, runner, bs).
 
-Parametrizing (so ``-m ascend``, ``-m vacc``, ``-m gpu``, ``-m "not npu"`` select exactly the runner
-tests of that hardware):
+Parametrizing (so ``-m <marker>`` and ``-m "not npu"`` select exactly the runner tests of that hardware;
+the runners and their markers come from hardware.registry):
 
 - a test argument ``runner_case`` is parametrized over (model, runner, bs) as ``RunnerCase`` values
   with ids like ``inception_v4-onnxruntime-bs4``; each param carries its runner's marker
-  (ascend/vacc params also ``npu``). Configure per module/test with
+  (a card's marker also ``npu``). Configure per module/test with
   ``@pytest.mark.runner_cases(models=[...], runners=[...], bs=[...], min_bs=1)``; command-line
   ``--models`` (when given), ``--runner`` (restricts; ``NAME:key=value,...`` passes runner options) and
   ``--bs`` override the marker's models/bs.
@@ -16,7 +16,7 @@ Fixtures: ``loaded_runner`` (the Runner for the test's runner_case, loaded and c
 session), ``runner_loader`` (session: ``runner_loader.load(model, runner, bs)`` for explicit use),
 ``eager_logits`` (session: ``eager_logits(model, batch)`` -> PyTorch eager fp32 logits, memoised).
 A runner that is not available here, or an artifact missing from --model-dir, skips with the reason
-(naming the file that was expected).
+(naming the file that was expected). A runner whose ``vendor_module`` is a test double fails instead.
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ import numpy as np
 import pytest
 
 from hardware import registry
-from hardware.artifacts import ArtifactMissing, find_om, find_vacc
+from hardware.artifacts import ArtifactMissing, ArtifactRequest
 from zoogate import baselines
 from zoogate.errors import ZoogateError
-from zoogate.vamc import load_build_config
+from zoogate.plugin._params import explicitly_parametrized
 
 MARK = "runner_cases"
 DEFAULT_BS = (1, 4)              # runner tests on the CPU when --bs is not given
 DEFAULT_MODELS = ("inception_v4",)
-NPU = ("ascend", "vacc")
-_LOADED_MAX = 4                  # loaded runners kept per session (ORT sessions of inception_v4 are ~170 MB)
-_VENDOR_MODULES = {"ascend": "ais_bench", "vacc": "vaststreamx"}
+# loaded runners kept per session: one model's worth of CPU runners at the default batch sizes, so a test
+# module walking (runner, bs) per test loads each once (ORT sessions of inception_v4 are ~170 MB)
+_LOADED_MAX = 8
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ def _marks(runner: str) -> list:
     if marker is None:
         return []
     marks = [getattr(pytest.mark, marker)]
-    if marker in NPU:
-        marks.append(pytest.mark.npu)
+    if registry.markers()[marker].npu:
+        marks.append(getattr(pytest.mark, registry.NPU))
     return marks
 
 
@@ -156,18 +156,14 @@ def pytest_configure(config: pytest.Config) -> None:
     runner_specs(config)          # a bad --runner is a usage error at start-up, not a collection error
 
 
-def _explicit(metafunc, argname: str) -> bool:
-    return any(argname in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "runner_case" in metafunc.fixturenames and not _explicit(metafunc, "runner_case"):
+    if "runner_case" in metafunc.fixturenames and not explicitly_parametrized(metafunc, "runner_case"):
         kw = _mark_kwargs(metafunc.definition)
         unknown = set(kw) - {"models", "runners", "bs", "min_bs"}
         if unknown:
             raise pytest.UsageError(f"{MARK}: unknown argument(s) {sorted(unknown)}")
         metafunc.parametrize("runner_case", runner_case_params(metafunc.config, **kw))
-    if "runner_name" in metafunc.fixturenames and not _explicit(metafunc, "runner_name"):
+    if "runner_name" in metafunc.fixturenames and not explicitly_parametrized(metafunc, "runner_name"):
         metafunc.parametrize("runner_name", runner_params(metafunc.config, _mark_kwargs(metafunc.definition)
                                                            .get("runners")))
 
@@ -182,21 +178,16 @@ class RunnerLoader:
         self._cli_options = {s.name: s.options for s in runner_specs(config)}
         self._loaded: OrderedDict = OrderedDict()
 
-    def artifact(self, model: str, runner: str, bs: int, options: dict):
-        """What the runner's load() takes; skips naming the expected file when a compiled one is missing."""
-        kind = registry.artifact_kind(runner)
+    def _find(self, model: str, runner: str, bs: int, options: dict) -> tuple[object, ArtifactRequest]:
+        request = ArtifactRequest(self.zoo, model, bs, dict(options), self.model_dir)
         try:
-            if kind == "module":
-                return self.zoo.model(model)
-            if kind == "onnx":
-                return self.zoo.onnx(model)
-            if kind == "om":
-                return find_om(self.model_dir, model, bs, input_size=baselines.model(model).input_size)
-            build = load_build_config(options["build"]) if options.get("build") else None
-            return find_vacc(self.model_dir, model, options.get("precision"), build=build,
-                             vdsp_params=options.get("vdsp_params"))
+            return registry.get(runner).artifact(request), request
         except ArtifactMissing as exc:
             pytest.skip(str(exc))
+
+    def artifact(self, model: str, runner: str, bs: int, options: dict):
+        """What the runner's load() takes; skips naming the expected file when a compiled one is missing."""
+        return self._find(model, runner, bs, options)[0]
 
     def load(self, model, runner: str | None = None, bs: int | None = None, **options):
         """A loaded Runner; ``model`` may be a RunnerCase. Skips when the backend is not available here."""
@@ -213,11 +204,11 @@ class RunnerLoader:
         ok, why = cls.available()
         if not ok:
             pytest.skip(f"runner {runner} not available: {why}")
-        artifact = self.artifact(model, runner, bs, options)
+        artifact, request = self._find(model, runner, bs, options)
         instance = registry.create(runner, device_id=self.device_id, **options).load(artifact, bs)
-        if registry.artifact_kind(runner) == "onnx" and model not in self.zoo.onnx_files:
-            instance.weights_identity = self.zoo.model(model).weights_identity   # our export of these weights
-        vendor = sys.modules.get(_VENDOR_MODULES.get(runner, ""))
+        if request.weights_identity and not instance.weights_identity:
+            instance.weights_identity = request.weights_identity     # our export of these weights
+        vendor = sys.modules.get(cls.vendor_module) if cls.vendor_module else None
         if vendor is not None and getattr(vendor, "__zoogate_double__", False):
             instance.close()
             pytest.fail(f"runner {runner} imported the test DOUBLE of {vendor.__name__}, not the vendor SDK: "
