@@ -1,4 +1,4 @@
-"""The gate report (issue 7): JSON/table/plot/diff on synthetic records, and the pytest plugin end to end
+"""The gate report: JSON/table/plot/diff on synthetic records, and the pytest plugin end to end
 (pytester runs with the suite's own root conftest): exit status, --require, JUnit beside the JSON,
 records from xdist workers, --save-baseline / --compare-baseline."""
 

@@ -1,4 +1,4 @@
-"""`zoogate report PATH` and `zoogate diff OLD NEW` (issue 7): output and exit codes."""
+"""`zoogate report PATH` and `zoogate diff OLD NEW`: output and exit codes."""
 
 from __future__ import annotations
 

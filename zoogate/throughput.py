@@ -467,7 +467,7 @@ def anti_caching_gate(model: str, runner: str, bs: int, times: PairedTimes) -> G
               f"({times.verdict_note()})" + ("" if ok or not times.decided else
                                              "; the runner appears to cache results by input"))
     return _record("anti_caching", model, runner, bs, times.status(ok), speedup, tol.value,
-                   "MLPerf TEST04 (reference/hardware.md)", str(tol), reason, times.summary())
+                   "MLPerf inference TEST04 (a repeated sample must not run faster)", str(tol), reason, times.summary())
 
 
 def harness_overhead_gate(model: str, runner: str, bs: int, times: PairedTimes) -> GateRecord:
@@ -481,7 +481,7 @@ def harness_overhead_gate(model: str, runner: str, bs: int, times: PairedTimes) 
               f"{summary['suite_fps']:.2f} img/s, bare InferenceSession.run {summary['bare_fps']:.2f} img/s "
               f"({times.verdict_note()})")
     return _record("harness_overhead", model, runner, bs, times.status(ok), ratio, tol.value,
-                   "issue 7: bare onnxruntime InferenceSession.run loop, same model and batch, same run",
+                   "bare onnxruntime InferenceSession.run loop, same model and batch, same run",
                    str(tol), reason, summary)
 
 
