@@ -17,6 +17,7 @@ from hardware import contract
 from hardware.base import Runner, infer_all
 from hardware.torch_runner import TorchRunner
 from zoogate import baselines
+from zoogate.faults import BatchMateRunner, TailDroppingRunner
 from zoogate.record import FAIL, PASS, SKIP
 
 # Every check on the cheap iresnet50; inception_v4 (the primary model, 5x the compute) for the output
@@ -96,32 +97,11 @@ class ShiftedRunner(TorchRunner):
         return np.roll(super()._infer(batch), 1, axis=1)
 
 
-class BatchMateRunner(TorchRunner):
-    """Each image's logits leak its batch-mates' (e.g. BatchNorm left in training mode)."""
-
-    name = "batch-mates"
-
-    def _infer(self, batch):
-        out = super()._infer(batch)
-        return out + 0.5 * out.mean(axis=0, keepdims=True)
-
-
 class StaticTorchRunner(TorchRunner):
     """A static-batch runner (like an .om): Runner.infer pads the tail and drops the padding."""
 
     name = "static"
     static_batch = True
-
-
-class TailDroppingRunner(StaticTorchRunner):
-    """Silently drops the padded last batch (returns no rows for it)."""
-
-    name = "drops-tail"
-
-    def infer(self, batch):
-        if len(batch) < self.batch_size:
-            return np.zeros((0, 10), np.float32)
-        return super().infer(batch)
 
 
 class PaddingKeepingRunner(StaticTorchRunner):
@@ -195,16 +175,17 @@ def test_selftest_shifted_logits_fail_eager_agreement(tiny):
 
 def test_selftest_batch_mate_dependence_fails_batch_invariance(tiny):
     net, x, _ = tiny
-    record = contract.check_batch_invariance(_load(BatchMateRunner, net), x, model="tiny")
+    record = contract.check_batch_invariance(BatchMateRunner(_load(TorchRunner, net)), x, model="tiny")
     assert record.status == FAIL and record.check == "batch_invariance"
     assert "elementwise" in record.details["failing_statistics"]
 
 
-@pytest.mark.parametrize("cls, what", [(TailDroppingRunner, "dropped"), (PaddingKeepingRunner, None)],
-                         ids=["drops-tail", "keeps-padding"])
-def test_selftest_mishandled_tail_fails_partial_batch(tiny, cls, what):
+@pytest.mark.parametrize("planted, what", [
+    (lambda net: TailDroppingRunner(_load(StaticTorchRunner, net)), "dropped"),
+    (lambda net: _load(PaddingKeepingRunner, net), None)], ids=["drops-tail", "keeps-padding"])
+def test_selftest_mishandled_tail_fails_partial_batch(tiny, planted, what):
     net, x, _ = tiny
-    record = contract.check_partial_batch(_load(cls, net), x, model="tiny")
+    record = contract.check_partial_batch(planted(net), x, model="tiny")
     assert record.status == FAIL and record.check == "partial_batch"
     if what:
         assert what in record.reason and record.measured == "4 rows"
