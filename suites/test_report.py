@@ -24,24 +24,92 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _records(top1=80.1, max_abs=2e-4, fps=(20.0, 31.0), agreement_status=PASS) -> list[GateRecord]:
     recs = [
-        GateRecord("architecture", "params_m", "inception_v4", PASS, 42.68, 42.68, "000: 模型性能",
-                   "params_exact_m=0.0005 M", "equal"),
-        GateRecord("preprocessing", "max_abs_vs_reference", "inception_v4", PASS, 0.0, 0.0, "torchvision",
-                   "preprocess_identical=0", "identical"),
-        GateRecord("agreement", "eager_agreement", "inception_v4", agreement_status, max_abs, 0.0, "eager",
-                   str(baselines.tolerance("fp32_cross_backend")), "compared",
-                   runner="onnxruntime", bs=4, details={"top1_agreement": 1.0}),
-        GateRecord("accuracy", "top1", "inception_v4", PASS, top1, 80.162, "000: 模型性能", "top1_abs_pp=0.5",
-                   "close", runner="onnxruntime", bs=8),
-        GateRecord("accuracy", "top5", "inception_v4", SKIP, reason="no ImageNet: pass --imagenet DIR"),
+        GateRecord(
+            gate="architecture",
+            check="params_m",
+            model="inception_v4",
+            status=PASS,
+            measured=42.68,
+            baseline=42.68,
+            source="000: 模型性能",
+            tolerance="params_exact_m=0.0005 M",
+            reason="equal",
+        ),
+        GateRecord(
+            gate="preprocessing",
+            check="max_abs_vs_reference",
+            model="inception_v4",
+            status=PASS,
+            measured=0.0,
+            baseline=0.0,
+            source="torchvision",
+            tolerance="preprocess_identical=0",
+            reason="identical",
+        ),
+        GateRecord(
+            gate="agreement",
+            check="eager_agreement",
+            model="inception_v4",
+            status=agreement_status,
+            measured=max_abs,
+            baseline=0.0,
+            source="eager",
+            tolerance=str(baselines.tolerance("fp32_cross_backend")),
+            reason="compared",
+            runner="onnxruntime",
+            bs=4,
+            details={"top1_agreement": 1.0},
+        ),
+        GateRecord(
+            gate="accuracy",
+            check="top1",
+            model="inception_v4",
+            status=PASS,
+            measured=top1,
+            baseline=80.162,
+            source="000: 模型性能",
+            tolerance="top1_abs_pp=0.5",
+            reason="close",
+            runner="onnxruntime",
+            bs=8,
+        ),
+        GateRecord(
+            gate="accuracy", check="top5", model="inception_v4", status=SKIP, reason="no ImageNet: pass --imagenet DIR"
+        ),
     ]
     for bs, f in zip((1, 8), fps):
-        recs.append(GateRecord("throughput", "fps_floor", "inception_v4", SKIP, f, None, "", "fps_floor_rel=0.1",
-                               "no documented row", runner="onnxruntime", bs=bs,
-                               details={"measurement": {"fps": f, "median_step_ms": bs / f * 1e3}}))
-    recs.append(GateRecord("throughput", "fps_floor", "inception_v4_1001", FAIL, 600.0, 761.4, "001: 性能",
-                           "fps_floor_rel=0.1", "600 < 685.3", runner="ascend", bs=1,
-                           details={"floor": 685.26, "measurement": {"fps": 600.0}}))
+        recs.append(
+            GateRecord(
+                gate="throughput",
+                check="fps_floor",
+                model="inception_v4",
+                status=SKIP,
+                measured=f,
+                baseline=None,
+                source="",
+                tolerance="fps_floor_rel=0.1",
+                reason="no documented row",
+                runner="onnxruntime",
+                bs=bs,
+                details={"measurement": {"fps": f, "median_step_ms": bs / f * 1e3}},
+            )
+        )
+    recs.append(
+        GateRecord(
+            gate="throughput",
+            check="fps_floor",
+            model="inception_v4_1001",
+            status=FAIL,
+            measured=600.0,
+            baseline=761.4,
+            source="001: 性能",
+            tolerance="fps_floor_rel=0.1",
+            reason="600 < 685.3",
+            runner="ascend",
+            bs=1,
+            details={"floor": 685.26, "measurement": {"fps": 600.0}},
+        )
+    )
     return recs
 
 
@@ -106,7 +174,7 @@ def test_table_has_one_row_per_record_with_every_field():
     assert order == sorted(order, key=list(GATE_KINDS).index)
     narrow = render_table(recs, width=60).splitlines()
     assert all(len(line) <= 60 for line in narrow)
-    long_reason = GateRecord("accuracy", "top1", "m", FAIL, reason="word " * 40)
+    long_reason = GateRecord(gate="accuracy", check="top1", model="m", status=FAIL, reason="word " * 40)
     assert " ".join(render_table([long_reason], width=60).split("reason")[1].split()).count("word") == 40
 
 
@@ -156,9 +224,26 @@ def test_diff_flags_regressions_by_named_tolerances(tmp_path):
 def test_diff_lists_coverage_lost_and_new_failures(tmp_path):
     old = _report(tmp_path, "old.json")
     recs = [r for r in _records() if r.gate != "architecture"]
-    recs[1] = GateRecord("agreement", "eager_agreement", "inception_v4", SKIP, reason="runner missing",
-                         runner="onnxruntime", bs=4)
-    recs.append(GateRecord("accuracy", "label_offset", "inception_v4", FAIL, 1, 0, reason="off by one"))
+    recs[1] = GateRecord(
+        gate="agreement",
+        check="eager_agreement",
+        model="inception_v4",
+        status=SKIP,
+        reason="runner missing",
+        runner="onnxruntime",
+        bs=4,
+    )
+    recs.append(
+        GateRecord(
+            gate="accuracy",
+            check="label_offset",
+            model="inception_v4",
+            status=FAIL,
+            measured=1,
+            baseline=0,
+            reason="off by one",
+        )
+    )
     new = parse_report(build_report(recs), tmp_path / "new.json")
     d = diff_reports(old, new)
     assert {c.key for c in d.coverage_lost} == {"architecture:params_m:inception_v4--",
@@ -170,8 +255,17 @@ def test_diff_counts_a_gate_gone_inconclusive_as_a_regression(tmp_path):
     old = _report(tmp_path, "old.json")
     recs = [r for r in _records()]
     top1 = next(i for i, r in enumerate(recs) if r.gate == "accuracy" and r.check == "top1")
-    recs[top1] = GateRecord("accuracy", "top1", recs[top1].model, INCONCLUSIVE, 50.0, recs[top1].baseline,
-                            reason="2 images", runner=recs[top1].runner, bs=recs[top1].bs)
+    recs[top1] = GateRecord(
+        gate="accuracy",
+        check="top1",
+        model=recs[top1].model,
+        status=INCONCLUSIVE,
+        measured=50.0,
+        baseline=recs[top1].baseline,
+        reason="2 images",
+        runner=recs[top1].runner,
+        bs=recs[top1].bs,
+    )
     new = parse_report(build_report(recs), tmp_path / "new.json")
     d = diff_reports(old, new)
     assert [(c.check, c.kind, c.new) for c in d.regressions] == [("top1", "status", INCONCLUSIVE)]
@@ -201,7 +295,8 @@ from zoogate.record import GateRecord, GATE_KINDS
 
 @pytest.mark.parametrize("gate", GATE_KINDS)
 def test_gate(gate, gate_log):
-    gate_log(GateRecord(gate, "check", "iresnet50", "pass", 1.0, 1.0, "src", "tol", "fine", runner="onnxruntime", bs=1))
+    gate_log(GateRecord(gate=gate, check="check", model="iresnet50", status="pass", measured=1.0, baseline=1.0, source="src",
+                        tolerance="tol", reason="fine", runner="onnxruntime", bs=1))
 '''
 
 
@@ -235,8 +330,9 @@ def test_planted_gate_fail_exits_nonzero_and_is_in_the_json(suite):
 from zoogate.record import GateRecord
 
 def test_broken_build(gate_log):
-    gate_log(GateRecord("accuracy", "top1", "inception_v4", "fail", 16.37, 80.162, "VACC int8 row",
-                        "top1_abs_pp=0.5", "int8 build lost 63.8 pp", runner="vacc", bs=8))
+    gate_log(GateRecord(gate="accuracy", check="top1", model="inception_v4", status="fail", measured=16.37,
+                        baseline=80.162, source="VACC int8 row", tolerance="top1_abs_pp=0.5",
+                        reason="int8 build lost 63.8 pp", runner="vacc", bs=8))
 ''')
     result = suite.runpytest("--gate-report", "r.json")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -253,7 +349,8 @@ from zoogate.record import GateRecord
 
 def test_hides_its_failure(gate_log):
     with pytest.raises(pytest.fail.Exception):
-        gate_log(GateRecord("agreement", "logits", "iresnet50", "fail", 1.0, 0.0, reason="planted"))
+        gate_log(GateRecord(gate="agreement", check="logits", model="iresnet50", status="fail", measured=1.0,
+                            baseline=0.0, reason="planted"))
 ''')
     result = suite.runpytest("--gate-report", "r.json")
     result.assert_outcomes(passed=1)
@@ -267,7 +364,8 @@ def test_an_inconclusive_gate_fails_its_test_unless_allowed(suite):
 from zoogate.record import GateRecord
 
 def test_two_images(gate_log):
-    gate_log(GateRecord("accuracy", "top1", "iresnet50", "inconclusive", 0.0, 77.168, reason="2 images"))
+    gate_log(GateRecord(gate="accuracy", check="top1", model="iresnet50", status="inconclusive", measured=0.0,
+                        baseline=77.168, reason="2 images"))
 ''')
     result = suite.runpytest("--gate-report", "r.json")
     result.assert_outcomes(failed=1)

@@ -13,10 +13,35 @@ from zoogate.report import build_report, write_report
 
 
 def _write(path, *, top1=80.1, fps=20.0, status=PASS, problems=()):
-    recs = [GateRecord("accuracy", "top1", "inception_v4", status, top1, 80.162, "000: 模型性能", "top1_abs_pp=0.5",
-                       "measured vs documented", runner="onnxruntime", bs=8),
-            GateRecord("throughput", "fps_floor", "inception_v4", SKIP, fps, None, "", "fps_floor_rel=0.1",
-                       "no documented row", runner="onnxruntime", bs=1, details={"measurement": {"fps": fps}})]
+    recs = [
+        GateRecord(
+            gate="accuracy",
+            check="top1",
+            model="inception_v4",
+            status=status,
+            measured=top1,
+            baseline=80.162,
+            source="000: 模型性能",
+            tolerance="top1_abs_pp=0.5",
+            reason="measured vs documented",
+            runner="onnxruntime",
+            bs=8,
+        ),
+        GateRecord(
+            gate="throughput",
+            check="fps_floor",
+            model="inception_v4",
+            status=SKIP,
+            measured=fps,
+            baseline=None,
+            source="",
+            tolerance="fps_floor_rel=0.1",
+            reason="no documented row",
+            runner="onnxruntime",
+            bs=1,
+            details={"measurement": {"fps": fps}},
+        ),
+    ]
     return write_report(build_report(recs, environment={"host_id": "lab-host"}, run={"problems": list(problems)}),
                         path)
 
@@ -65,8 +90,22 @@ def test_diff_exits_1_on_a_regression_and_says_which(tmp_path, capsys):
 def test_diff_strict_counts_coverage_lost(tmp_path, capsys):
     old = _write(tmp_path / "old.json")
     skipped = tmp_path / "skipped.json"
-    write_report(build_report([GateRecord("accuracy", "top1", "inception_v4", SKIP, reason="no ImageNet",
-                                          runner="onnxruntime", bs=8)]), skipped)
+    write_report(
+        build_report(
+            [
+                GateRecord(
+                    gate="accuracy",
+                    check="top1",
+                    model="inception_v4",
+                    status=SKIP,
+                    reason="no ImageNet",
+                    runner="onnxruntime",
+                    bs=8,
+                )
+            ]
+        ),
+        skipped,
+    )
     assert main(["diff", str(old), str(skipped)]) == 0
     assert "coverage lost" in capsys.readouterr().out
     assert main(["diff", "--strict", str(old), str(skipped)]) == 1

@@ -231,7 +231,9 @@ def _load_average() -> float | None:
         return None
 
 
-def measure(runner, batches: Sequence[np.ndarray], *, model: str, settings: MeasureSettings | None = None) -> Measurement:
+def measure(
+    runner, batches: Sequence[np.ndarray], *, model: str, settings: MeasureSettings | None = None
+) -> Measurement:
     """Warm up, then time steps over ``batches`` in rotation until min_steps AND min_duration_s are met."""
     settings = settings or MeasureSettings.from_baselines()
     bs = _check_batches(batches)
@@ -297,12 +299,19 @@ class PairedTimes:
 
     def summary(self) -> dict:
         lo, hi = self.interval
-        return {f"{self.a}_median_ms": statistics.median(self.a_s) * 1e3,
-                f"{self.b}_median_ms": statistics.median(self.b_s) * 1e3,
-                "pairs": len(self.values), "statistic": self.statistic, "median": self.median,
-                "interval": [v if math.isfinite(v) else None for v in (lo, hi)], "confidence": self.confidence, "decided": self.decided,
-                "per_pair": [round(v, 5) for v in self.values], "duration_s": self.duration_s,
-                "host_load_1min": _load_average()}
+        return {
+            f"{self.a}_median_ms": statistics.median(self.a_s) * 1e3,
+            f"{self.b}_median_ms": statistics.median(self.b_s) * 1e3,
+            "pairs": len(self.values),
+            "statistic": self.statistic,
+            "median": self.median,
+            "interval": [v if math.isfinite(v) else None for v in (lo, hi)],
+            "confidence": self.confidence,
+            "decided": self.decided,
+            "per_pair": [round(v, 5) for v in self.values],
+            "duration_s": self.duration_s,
+            "host_load_1min": _load_average(),
+        }
 
     def verdict_note(self) -> str:
         lo, hi = self.interval
@@ -418,8 +427,20 @@ def measure_harness_overhead(runner, onnx_path: str | os.PathLike, batches: Sequ
 
 def _record(check: str, m_model: str, runner: str, bs: int, status: str, measured, baseline, source: str,
             tolerance: str, reason: str, details: dict) -> GateRecord:
-    return GateRecord(GATE, check, m_model, status, measured, baseline, source, tolerance, reason, runner, bs,
-                      details)
+    return GateRecord(
+        gate=GATE,
+        check=check,
+        model=m_model,
+        status=status,
+        measured=measured,
+        baseline=baseline,
+        source=source,
+        tolerance=tolerance,
+        reason=reason,
+        runner=runner,
+        bs=bs,
+        details=details,
+    )
 
 
 def documented_fps(model: str, runner: str, bs: int, row_id: str | None = None):

@@ -48,7 +48,7 @@ VENDOR_WARNING = ("regenerating is only right after checking the variant against
 TOLERANCE = "preprocess_expected_bits"
 CHECK = "expected_outputs"
 STATS = ("mean", "std", "min", "max")
-SHOWN = 3                  # differing images spelled out in the one-line reason, most changed first (all in report_text)
+SHOWN = 3  # differing images spelled out in the one-line reason, most changed first (all in report_text)
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,9 @@ def _image(raw: object, where: str, path: Path) -> ImageDigest:
     stats = {k: _numbers(raw[k], f"{where}.{k}", path) for k in STATS}
     vs_ref = raw.get("vs_reference")
     if vs_ref is not None:
-        if not isinstance(vs_ref, dict) or not all(isinstance(vs_ref.get(k), (int, float)) for k in ("max_abs", "mean_abs")):
+        if not isinstance(vs_ref, dict) or not all(
+            isinstance(vs_ref.get(k), (int, float)) for k in ("max_abs", "mean_abs")
+        ):
             raise ZoogateError(f"{where}.vs_reference: expected {{max_abs, mean_abs}} numbers, got {vs_ref!r}", path)
         vs_ref = (float(vs_ref["max_abs"]), float(vs_ref["mean_abs"]))
     return ImageDigest(sha, tuple(shape), raw["dtype"], vs_reference=vs_ref, **stats)
@@ -287,12 +289,36 @@ def gate_expected(model: str, runner: str, outputs: dict[str, np.ndarray], expec
                          "recorded": asdict(recorded_distance) if recorded_distance else None}}
     info = _distance_info(distance, recorded_distance)
     if expected is None:
-        return GateRecord("preprocessing", CHECK, model, SKIP, None, None, where, str(tol),
-                          f"no recorded outputs for {case_id} in {where}; record them with `{REGENERATE}` "
-                          f"({VENDOR_WARNING}){info}", runner, None, details)
+        return GateRecord(
+            gate="preprocessing",
+            check=CHECK,
+            model=model,
+            status=SKIP,
+            measured=None,
+            baseline=None,
+            source=where,
+            tolerance=str(tol),
+            reason=f"no recorded outputs for {case_id} in {where}; record them with `{REGENERATE}` "
+            f"({VENDOR_WARNING}){info}",
+            runner=runner,
+            bs=None,
+            details=details,
+        )
     if not now:
-        return GateRecord("preprocessing", CHECK, model, SKIP, None, 0, where, str(tol),
-                          f"no images to compare for {case_id}", runner, None, details)
+        return GateRecord(
+            gate="preprocessing",
+            check=CHECK,
+            model=model,
+            status=SKIP,
+            measured=None,
+            baseline=0,
+            source=where,
+            tolerance=str(tol),
+            reason=f"no images to compare for {case_id}",
+            runner=runner,
+            bs=None,
+            details=details,
+        )
     changed = sorted((ImageChange(n, now[n], expected.images[n]) for n in now
                       if n in expected.images and not now[n].same_output(expected.images[n])),
                      key=lambda c: (-c.at_least, c.name))        # the most changed first
@@ -304,7 +330,20 @@ def gate_expected(model: str, runner: str, outputs: dict[str, np.ndarray], expec
     if not (changed or missing or unrecorded):
         reason = (f"{len(now)}/{len(now)} images bit-identical to the recorded outputs of {case_id} "
                   f"(sha256 of the float32 tensor, shape, dtype){info}")
-        return GateRecord("preprocessing", CHECK, model, PASS, 0, 0, where, str(tol), reason, runner, None, details)
+        return GateRecord(
+            gate="preprocessing",
+            check=CHECK,
+            model=model,
+            status=PASS,
+            measured=0,
+            baseline=0,
+            source=where,
+            tolerance=str(tol),
+            reason=reason,
+            runner=runner,
+            bs=None,
+            details=details,
+        )
     parts = []
     if changed:
         worst = max(c.at_least for c in changed)
@@ -322,8 +361,20 @@ def gate_expected(model: str, runner: str, outputs: dict[str, np.ndarray], expec
     reason = "; ".join(parts) + info + f". If the change is intended, regenerate with `{REGENERATE}`: {VENDOR_WARNING}"
     details["report_text"] = "\n".join(["images that differ from the record:", *(f"  {c.text()}" for c in changed)]
                                        if changed else [])
-    return GateRecord("preprocessing", CHECK, model, FAIL, len(changed) + len(missing) + len(unrecorded), 0, where,
-                      str(tol), reason, runner, None, details)
+    return GateRecord(
+        gate="preprocessing",
+        check=CHECK,
+        model=model,
+        status=FAIL,
+        measured=len(changed) + len(missing) + len(unrecorded),
+        baseline=0,
+        source=where,
+        tolerance=str(tol),
+        reason=reason,
+        runner=runner,
+        bs=None,
+        details=details,
+    )
 
 
 def _vs_reference(distance: Distance | None, name: str) -> tuple[float, float] | None:
