@@ -56,8 +56,8 @@ class GateRecord:
 
     def explain(self) -> str:
         lines = [f"[{self.status.upper()}] {self.id}",
-                 f"  measured : {_fmt(self.measured)}",
-                 f"  baseline : {_fmt(self.baseline)}" + (f"   (source: {self.source})" if self.source else ""),
+                 f"  measured : {fmt_value(self.measured)}",
+                 f"  baseline : {fmt_value(self.baseline)}" + (f"   (source: {self.source})" if self.source else ""),
                  f"  tolerance: {self.tolerance or '-'}",
                  f"  reason   : {self.reason}"]
         report = self.details.get("report_text")
@@ -84,12 +84,17 @@ def jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def _fmt(v: Any) -> str:
+def fmt_value(v: Any) -> str:
+    """A measured or baseline value as the report and the reasons print it (6 significant digits)."""
+    if v is None:
+        return "-"
     if isinstance(v, float):
-        if v == 0 or (1e-3 <= abs(v) < 1e6):
+        if not math.isfinite(v):
+            return str(v)
+        if v == 0 or 1e-3 <= abs(v) < 1e6:
             return f"{v:.6g}"
-        return f"{v:.3e}" if math.isfinite(v) else str(v)
-    return "-" if v is None else str(v)
+        return f"{v:.3e}"
+    return str(v)
 
 
 def within(gate: str, check: str, model: str, measured: float | None, baseline: float | None, *,

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 from zoogate.cache import new_file_mode
 from zoogate.errors import ZoogateError
-from zoogate.record import BLOCKING, FAIL, GATE_KINDS, INCONCLUSIVE, PASS, SKIP, STATUSES, GateRecord
+from zoogate.record import BLOCKING, FAIL, GATE_KINDS, INCONCLUSIVE, PASS, SKIP, STATUSES, GateRecord, fmt_value
 
 SCHEMA = "zoogate.gate-report"
 SCHEMA_VERSION = 1
@@ -276,20 +276,6 @@ def load_report(path: str | os.PathLike) -> GateReport:
 
 
 # ---------------------------------------------------------------- table
-
-def fmt_value(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        if v == 0 or 1e-3 <= abs(v) < 1e6:
-            return f"{v:.6g}"
-        return f"{v:.3e}"
-    return str(v)
-
 
 COLUMNS = ("status", "gate", "check", "model", "runner", "bs", "measured", "baseline", "tolerance", "source",
            "reason")
