@@ -531,7 +531,7 @@ def test_unwritable_gate_report_folder_fails_the_check(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(report.tempfile, "mkstemp", denied)     # root ignores chmod, so deny at the call
+    monkeypatch.setattr(report.document.tempfile, "mkstemp", denied)     # root ignores chmod, so deny at the call
     with pytest.raises(ZoogateError) as err:
         report.check_writable(target)
     assert str(target) in str(err.value) and "permission denied" in str(err.value).lower()

@@ -20,6 +20,7 @@ from zoogate import baselines, cache, models, synthetic
 from zoogate.baselines import ModelBaseline
 from zoogate.errors import ZoogateError
 
+DEFAULT_SEED = 0             # the seed of calibrated weights unless a caller gives one
 CALIBRATION = {"batches": 4, "batch_size": 8, "image_seed": 10_000, "target_logit_std": 3.0, "version": 2}
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".safetensors", ".bin")
 
@@ -225,7 +226,7 @@ def _calibrated_state(name: str, seed: int) -> tuple[dict[str, torch.Tensor], st
     return load_file(str(path)), cache.key(parts)
 
 
-def load_model(name: str, weights: str | os.PathLike | list[str] | None = None, seed: int = 0) -> LoadedModel:
+def load_model(name: str, weights: str | os.PathLike | list[str] | None = None, seed: int = DEFAULT_SEED) -> LoadedModel:
     """Registry model ``name`` ready for inference: real checkpoint if given, else calibrated weights.
 
     ``weights`` is a checkpoint path, or the list of --weights specs (DIR or NAME=FILE).
