@@ -102,9 +102,9 @@ def pytest_configure(config: pytest.Config) -> None:
         value = config.getoption(name)
         if value:
             try:
-                from zoogate.throughput import _check_name
+                from zoogate.throughput import check_name
 
-                _check_name(value)
+                check_name(value)
             except ZoogateError as exc:
                 raise pytest.UsageError(f"{name}: {exc}") from None
     enabled = not (config.option.collectonly or getattr(config.option, "help", False)

@@ -15,9 +15,9 @@ VENDOR_MODULES = ("ais_bench", "aclruntime", "acl", "vaststreamx", "tensorrt", "
 
 
 def _dist_version(name: str) -> str | None:
-    from zoogate.throughput import _version
+    from zoogate.throughput import package_version
 
-    return _version(name) or _version(name.replace("-", "_"))
+    return package_version(name) or package_version(name.replace("-", "_"))
 
 
 def _vendor_sdk(module: str) -> str | None:
