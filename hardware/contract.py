@@ -32,9 +32,8 @@ DETERMINISM = {"fp32": "fp32_same_backend", "fp16": "determinism_reduced_precisi
 
 
 def _rec(gate: str, check: str, model: str, runner: Runner, status: str, **kw) -> GateRecord:
-    return GateRecord(
-        gate=gate, check=check, model=model, status=status, runner=runner.name, bs=runner.batch_size, **kw
-    )
+    return GateRecord(gate=gate, check=check, model=model, status=status, runner=runner.name, bs=runner.batch_size,
+                      **kw)
 
 
 def _needs_batch(check: str, model: str, runner: Runner) -> GateRecord | None:

@@ -24,91 +24,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _records(top1=80.1, max_abs=2e-4, fps=(20.0, 31.0), agreement_status=PASS) -> list[GateRecord]:
     recs = [
-        GateRecord(
-            gate="architecture",
-            check="params_m",
-            model="inception_v4",
-            status=PASS,
-            measured=42.68,
-            baseline=42.68,
-            source="000: 模型性能",
-            tolerance="params_exact_m=0.0005 M",
-            reason="equal",
-        ),
-        GateRecord(
-            gate="preprocessing",
-            check="max_abs_vs_reference",
-            model="inception_v4",
-            status=PASS,
-            measured=0.0,
-            baseline=0.0,
-            source="torchvision",
-            tolerance="preprocess_identical=0",
-            reason="identical",
-        ),
-        GateRecord(
-            gate="agreement",
-            check="eager_agreement",
-            model="inception_v4",
-            status=agreement_status,
-            measured=max_abs,
-            baseline=0.0,
-            source="eager",
-            tolerance=str(baselines.tolerance("fp32_cross_backend")),
-            reason="compared",
-            runner="onnxruntime",
-            bs=4,
-            details={"top1_agreement": 1.0},
-        ),
-        GateRecord(
-            gate="accuracy",
-            check="top1",
-            model="inception_v4",
-            status=PASS,
-            measured=top1,
-            baseline=80.162,
-            source="000: 模型性能",
-            tolerance="top1_abs_pp=0.5",
-            reason="close",
-            runner="onnxruntime",
-            bs=8,
-        ),
-        GateRecord(
-            gate="accuracy", check="top5", model="inception_v4", status=SKIP, reason="no ImageNet: pass --imagenet DIR"
-        ),
+        GateRecord(gate="architecture", check="params_m", model="inception_v4", status=PASS, measured=42.68,
+                   baseline=42.68, source="000: 模型性能", tolerance="params_exact_m=0.0005 M", reason="equal"),
+        GateRecord(gate="preprocessing", check="max_abs_vs_reference", model="inception_v4", status=PASS,
+                   measured=0.0, baseline=0.0, source="torchvision", tolerance="preprocess_identical=0",
+                   reason="identical"),
+        GateRecord(gate="agreement", check="eager_agreement", model="inception_v4", status=agreement_status,
+                   measured=max_abs, baseline=0.0, source="eager",
+                   tolerance=str(baselines.tolerance("fp32_cross_backend")), reason="compared", runner="onnxruntime",
+                   bs=4, details={"top1_agreement": 1.0}),
+        GateRecord(gate="accuracy", check="top1", model="inception_v4", status=PASS, measured=top1, baseline=80.162,
+                   source="000: 模型性能", tolerance="top1_abs_pp=0.5", reason="close", runner="onnxruntime", bs=8),
+        GateRecord(gate="accuracy", check="top5", model="inception_v4", status=SKIP,
+                   reason="no ImageNet: pass --imagenet DIR"),
     ]
     for bs, f in zip((1, 8), fps):
         recs.append(
-            GateRecord(
-                gate="throughput",
-                check="fps_floor",
-                model="inception_v4",
-                status=SKIP,
-                measured=f,
-                baseline=None,
-                source="",
-                tolerance="fps_floor_rel=0.1",
-                reason="no documented row",
-                runner="onnxruntime",
-                bs=bs,
-                details={"measurement": {"fps": f, "median_step_ms": bs / f * 1e3}},
-            )
+            GateRecord(gate="throughput", check="fps_floor", model="inception_v4", status=SKIP, measured=f,
+                       baseline=None, source="", tolerance="fps_floor_rel=0.1", reason="no documented row",
+                       runner="onnxruntime", bs=bs,
+                       details={"measurement": {"fps": f, "median_step_ms": bs / f * 1e3}})
         )
     recs.append(
-        GateRecord(
-            gate="throughput",
-            check="fps_floor",
-            model="inception_v4_1001",
-            status=FAIL,
-            measured=600.0,
-            baseline=761.4,
-            source="001: 性能",
-            tolerance="fps_floor_rel=0.1",
-            reason="600 < 685.3",
-            runner="ascend",
-            bs=1,
-            details={"floor": 685.26, "measurement": {"fps": 600.0}},
-        )
+        GateRecord(gate="throughput", check="fps_floor", model="inception_v4_1001", status=FAIL, measured=600.0,
+                   baseline=761.4, source="001: 性能", tolerance="fps_floor_rel=0.1", reason="600 < 685.3",
+                   runner="ascend", bs=1, details={"floor": 685.26, "measurement": {"fps": 600.0}})
     )
     return recs
 
@@ -224,25 +164,11 @@ def test_diff_flags_regressions_by_named_tolerances(tmp_path):
 def test_diff_lists_coverage_lost_and_new_failures(tmp_path):
     old = _report(tmp_path, "old.json")
     recs = [r for r in _records() if r.gate != "architecture"]
-    recs[1] = GateRecord(
-        gate="agreement",
-        check="eager_agreement",
-        model="inception_v4",
-        status=SKIP,
-        reason="runner missing",
-        runner="onnxruntime",
-        bs=4,
-    )
+    recs[1] = GateRecord(gate="agreement", check="eager_agreement", model="inception_v4", status=SKIP,
+                         reason="runner missing", runner="onnxruntime", bs=4)
     recs.append(
-        GateRecord(
-            gate="accuracy",
-            check="label_offset",
-            model="inception_v4",
-            status=FAIL,
-            measured=1,
-            baseline=0,
-            reason="off by one",
-        )
+        GateRecord(gate="accuracy", check="label_offset", model="inception_v4", status=FAIL, measured=1, baseline=0,
+                   reason="off by one")
     )
     new = parse_report(build_report(recs), tmp_path / "new.json")
     d = diff_reports(old, new)
@@ -255,17 +181,9 @@ def test_diff_counts_a_gate_gone_inconclusive_as_a_regression(tmp_path):
     old = _report(tmp_path, "old.json")
     recs = [r for r in _records()]
     top1 = next(i for i, r in enumerate(recs) if r.gate == "accuracy" and r.check == "top1")
-    recs[top1] = GateRecord(
-        gate="accuracy",
-        check="top1",
-        model=recs[top1].model,
-        status=INCONCLUSIVE,
-        measured=50.0,
-        baseline=recs[top1].baseline,
-        reason="2 images",
-        runner=recs[top1].runner,
-        bs=recs[top1].bs,
-    )
+    recs[top1] = GateRecord(gate="accuracy", check="top1", model=recs[top1].model, status=INCONCLUSIVE, measured=50.0,
+                            baseline=recs[top1].baseline, reason="2 images", runner=recs[top1].runner,
+                            bs=recs[top1].bs)
     new = parse_report(build_report(recs), tmp_path / "new.json")
     d = diff_reports(old, new)
     assert [(c.check, c.kind, c.new) for c in d.regressions] == [("top1", "status", INCONCLUSIVE)]

@@ -14,33 +14,12 @@ from zoogate.report import build_report, write_report
 
 def _write(path, *, top1=80.1, fps=20.0, status=PASS, problems=()):
     recs = [
-        GateRecord(
-            gate="accuracy",
-            check="top1",
-            model="inception_v4",
-            status=status,
-            measured=top1,
-            baseline=80.162,
-            source="000: 模型性能",
-            tolerance="top1_abs_pp=0.5",
-            reason="measured vs documented",
-            runner="onnxruntime",
-            bs=8,
-        ),
-        GateRecord(
-            gate="throughput",
-            check="fps_floor",
-            model="inception_v4",
-            status=SKIP,
-            measured=fps,
-            baseline=None,
-            source="",
-            tolerance="fps_floor_rel=0.1",
-            reason="no documented row",
-            runner="onnxruntime",
-            bs=1,
-            details={"measurement": {"fps": fps}},
-        ),
+        GateRecord(gate="accuracy", check="top1", model="inception_v4", status=status, measured=top1, baseline=80.162,
+                   source="000: 模型性能", tolerance="top1_abs_pp=0.5", reason="measured vs documented",
+                   runner="onnxruntime", bs=8),
+        GateRecord(gate="throughput", check="fps_floor", model="inception_v4", status=SKIP, measured=fps,
+                   baseline=None, source="", tolerance="fps_floor_rel=0.1", reason="no documented row",
+                   runner="onnxruntime", bs=1, details={"measurement": {"fps": fps}}),
     ]
     return write_report(build_report(recs, environment={"host_id": "lab-host"}, run={"problems": list(problems)}),
                         path)
@@ -93,15 +72,8 @@ def test_diff_strict_counts_coverage_lost(tmp_path, capsys):
     write_report(
         build_report(
             [
-                GateRecord(
-                    gate="accuracy",
-                    check="top1",
-                    model="inception_v4",
-                    status=SKIP,
-                    reason="no ImageNet",
-                    runner="onnxruntime",
-                    bs=8,
-                )
+                GateRecord(gate="accuracy", check="top1", model="inception_v4", status=SKIP, reason="no ImageNet",
+                           runner="onnxruntime", bs=8)
             ]
         ),
         skipped,

@@ -413,71 +413,29 @@ def documented_gate(model: str, summary: AccuracySummary, check: str = "top1", r
         details["class_count_note"] = (f"row {r.id} documents {r.num_classes} classes, the outputs have "
                                        f"{summary.num_classes}")
     if r.informational:
-        return GateRecord(
-            gate="accuracy",
-            check=check,
-            model=model,
-            status=INCONCLUSIVE,
-            measured=measured,
-            baseline=documented,
-            source=r.source,
-            tolerance=str(tol),
-            reason=f"baseline row {r.id} is informational ({r.framework}): it documents no inference "
-            f"{check} a run can be gated against; claim another row",
-            runner=runner,
-            bs=bs,
-            details=details,
-        )
+        return GateRecord(gate="accuracy", check=check, model=model, status=INCONCLUSIVE, measured=measured,
+                          baseline=documented, source=r.source, tolerance=str(tol),
+                          reason=f"baseline row {r.id} is informational ({r.framework}): it documents no inference "
+                                 f"{check} a run can be gated against; claim another row", runner=runner, bs=bs,
+                          details=details)
     if documented is None:
-        return GateRecord(
-            gate="accuracy",
-            check=check,
-            model=model,
-            status=INCONCLUSIVE,
-            measured=measured,
-            baseline=None,
-            source=r.source,
-            tolerance=str(tol),
-            reason=f"baseline row {r.id} documents no {check}: the claim cannot be checked",
-            runner=runner,
-            bs=bs,
-            details=details,
-        )
+        return GateRecord(gate="accuracy", check=check, model=model, status=INCONCLUSIVE, measured=measured,
+                          baseline=None, source=r.source, tolerance=str(tol),
+                          reason=f"baseline row {r.id} documents no {check}: the claim cannot be checked",
+                          runner=runner, bs=bs, details=details)
     if summary.n == 0:
-        return GateRecord(
-            gate="accuracy",
-            check=check,
-            model=model,
-            status=INCONCLUSIVE,
-            measured=None,
-            baseline=documented,
-            source=r.source,
-            tolerance=str(tol),
-            reason="no images were scored",
-            runner=runner,
-            bs=bs,
-            details=details,
-        )
+        return GateRecord(gate="accuracy", check=check, model=model, status=INCONCLUSIVE, measured=None,
+                          baseline=documented, source=r.source, tolerance=str(tol), reason="no images were scored",
+                          runner=runner, bs=bs, details=details)
     if summary.n >= full_size:
         diff = measured - documented
         ok = abs(diff) <= tol.value + _ROUNDING_PP
         reason = (f"{check} {measured:.3f} % on all {summary.n} images vs documented {documented:g} % "
                   f"(row {r.id}): diff {diff:+.3f} pp, allowed +/-{tol.value:g} pp")
         details.update(diff_pp=diff, allowed_pp=tol.value)
-        return GateRecord(
-            gate="accuracy",
-            check=check,
-            model=model,
-            status=PASS if ok else FAIL,
-            measured=measured,
-            baseline=documented,
-            source=r.source,
-            tolerance=str(tol),
-            reason=reason,
-            runner=runner,
-            bs=bs,
-            details=details,
-        )
+        return GateRecord(gate="accuracy", check=check, model=model, status=PASS if ok else FAIL, measured=measured,
+                          baseline=documented, source=r.source, tolerance=str(tol), reason=reason, runner=runner,
+                          bs=bs, details=details)
     lo, hi = (_pp(v) for v in wilson_interval(summary.hits[k - 1], summary.n, confidence))
     wide_lo, wide_hi = max(0.0, lo - tol.value), min(100.0, hi + tol.value)
     ok = wide_lo - _ROUNDING_PP <= documented <= wide_hi + _ROUNDING_PP
@@ -494,20 +452,9 @@ def documented_gate(model: str, summary: AccuracySummary, check: str = "top1", r
                    f"({max_width.name}): too few images to tell"
                    + (f" (about {needed} would decide it)" if needed else ""))
         details.update(images_to_decide=needed)
-    return GateRecord(
-        gate="accuracy",
-        check=check,
-        model=model,
-        status=status,
-        measured=measured,
-        baseline=documented,
-        source=r.source,
-        tolerance=f"{tol}; Wilson {confidence:g}; {max_width}",
-        reason=reason,
-        runner=runner,
-        bs=bs,
-        details=details,
-    )
+    return GateRecord(gate="accuracy", check=check, model=model, status=status, measured=measured,
+                      baseline=documented, source=r.source, tolerance=f"{tol}; Wilson {confidence:g}; {max_width}",
+                      reason=reason, runner=runner, bs=bs, details=details)
 
 
 def images_to_decide(p: float, confidence: float, width: float) -> int | None:
@@ -541,20 +488,10 @@ def reference_gate(model: str, measured: EvalResult | AccuracySummary, reference
         details["disagreeing_images"] = int((~same).sum())
         details["reference_notes"] = list(reference.notes)
     if ref.hits[0] == 0:
-        return GateRecord(
-            gate="accuracy",
-            check="top1_vs_reference",
-            model=model,
-            status=INCONCLUSIVE,
-            measured=_pp(m.top1),
-            baseline=0.0,
-            source=reference_name,
-            tolerance=str(tol),
-            reason=f"the {reference_name} reference scores 0 top-1 hits: nothing to agree with",
-            runner=runner,
-            bs=bs,
-            details=details,
-        )
+        return GateRecord(gate="accuracy", check="top1_vs_reference", model=model, status=INCONCLUSIVE,
+                          measured=_pp(m.top1), baseline=0.0, source=reference_name, tolerance=str(tol),
+                          reason=f"the {reference_name} reference scores 0 top-1 hits: nothing to agree with",
+                          runner=runner, bs=bs, details=details)
     floor = _pp(ref.top1) * tol.value
     rec = at_least("accuracy", "top1_vs_reference", model, _pp(m.top1), floor, tolerance_text=str(tol),
                    source=f"{reference_name} reference run, same {m.n} images", runner=runner, bs=bs, unit=" %",
@@ -574,38 +511,16 @@ def label_offset_gate(model: str, summary: AccuracySummary, *, runner: str = "-"
     details = {"offset_top1_pp": {f"{d:+d}": v for d, v in shifted.items()}, "classes_assumed": summary.classes_assumed,
                "n": summary.n}
     if not shifted or summary.n == 0:
-        return GateRecord(
-            gate="accuracy",
-            check="label_offset",
-            model=model,
-            status=INCONCLUSIVE,
-            measured=as_scored,
-            baseline=None,
-            source="",
-            tolerance=str(tol),
-            reason="no offsets were counted",
-            runner=runner,
-            bs=bs,
-            details=details,
-        )
+        return GateRecord(gate="accuracy", check="label_offset", model=model, status=INCONCLUSIVE, measured=as_scored,
+                          baseline=None, source="", tolerance=str(tol), reason="no offsets were counted",
+                          runner=runner, bs=bs, details=details)
     d, best = max(shifted.items(), key=lambda kv: kv[1])
     if max(as_scored, best) < tol.value:
-        return GateRecord(
-            gate="accuracy",
-            check="label_offset",
-            model=model,
-            status=INCONCLUSIVE,
-            measured=as_scored,
-            baseline=best,
-            source="label offsets -1/+1",
-            tolerance=str(tol),
-            reason=f"top-1 is {as_scored:.3f} % as scored and at most {best:.3f} % with the labels "
-            f"shifted: neither reaches {tol.value:g} pp, so these outputs cannot show whether the labels "
-            "are offset",
-            runner=runner,
-            bs=bs,
-            details=details,
-        )
+        return GateRecord(gate="accuracy", check="label_offset", model=model, status=INCONCLUSIVE, measured=as_scored,
+                          baseline=best, source="label offsets -1/+1", tolerance=str(tol),
+                          reason=f"top-1 is {as_scored:.3f} % as scored and at most {best:.3f} % with the labels "
+                                 f"shifted: neither reaches {tol.value:g} pp, so these outputs cannot show whether the labels "
+                                 "are offset", runner=runner, bs=bs, details=details)
     if best - as_scored >= tol.value:
         reason = (f"labels look off by {d:+d}: top-1 is {as_scored:.3f} % as scored ({summary.classes_assumed}) "
                   f"but {best:.3f} % with every label {d:+d}. A 1000- vs 1001-class (background at index 0) "
@@ -616,20 +531,9 @@ def label_offset_gate(model: str, summary: AccuracySummary, *, runner: str = "-"
                   + ", ".join(f"{dd:+d}: {v:.3f} %" for dd, v in sorted(shifted.items()))
                   + f" (a shift would need to win by {tol.value:g} pp)")
         status = PASS
-    return GateRecord(
-        gate="accuracy",
-        check="label_offset",
-        model=model,
-        status=status,
-        measured=as_scored,
-        baseline=best,
-        source="label offsets -1/+1",
-        tolerance=str(tol),
-        reason=reason,
-        runner=runner,
-        bs=bs,
-        details=details,
-    )
+    return GateRecord(gate="accuracy", check="label_offset", model=model, status=status, measured=as_scored,
+                      baseline=best, source="label offsets -1/+1", tolerance=str(tol), reason=reason, runner=runner,
+                      bs=bs, details=details)
 
 
 def skip_no_imagenet(model: str, check: str, *, runner: str = "-", bs: int | None = None) -> GateRecord:
@@ -752,16 +656,8 @@ def reference_run(folder, runner, dataset: LabelledSet, spec: Preprocess, *, mod
 
 def build_identity_gate(model: str, refusal: ZoogateError, *, runner: str = "-", bs: int | None = None) -> GateRecord:
     """FAIL: saved state of another build was offered (a --resume of another build's partial results)."""
-    return GateRecord(
-        gate="accuracy",
-        check="build_identity",
-        model=model,
-        status=FAIL,
-        reason=str(refusal),
-        runner=runner,
-        bs=bs,
-        details={"differences": list(getattr(refusal, "differences", []))},
-    )
+    return GateRecord(gate="accuracy", check="build_identity", model=model, status=FAIL, reason=str(refusal),
+                      runner=runner, bs=bs, details={"differences": list(getattr(refusal, "differences", []))})
 
 
 def resume_gate(model: str, resumed: EvalResult, uninterrupted: EvalResult, *, runner: str = "-",
@@ -772,15 +668,6 @@ def resume_gate(model: str, resumed: EvalResult, uninterrupted: EvalResult, *, r
     ok = same and resumed.resumed_from > 0 and not builds
     reason = (f"resumed {resumed.resumed_from} of {resumed.n} images from saved partial results of the same build; "
               f"top-5 of every image {'equals' if same else 'DIFFERS from'} an uninterrupted run's")
-    return GateRecord(
-        gate="accuracy",
-        check="build_identity",
-        model=model,
-        status=PASS if ok else FAIL,
-        measured=resumed.resumed_from,
-        baseline=resumed.n,
-        reason=reason,
-        runner=runner,
-        bs=bs,
-        details={"identity": resumed.identity.to_dict() if resumed.identity else None},
-    )
+    return GateRecord(gate="accuracy", check="build_identity", model=model, status=PASS if ok else FAIL,
+                      measured=resumed.resumed_from, baseline=resumed.n, reason=reason, runner=runner, bs=bs,
+                      details={"identity": resumed.identity.to_dict() if resumed.identity else None})

@@ -61,34 +61,19 @@ def io_gate(name: str, module: nn.Module, batch_size: int = 2) -> GateRecord:
         out = module.eval()(torch.zeros(batch_size, 3, mb.input_size, mb.input_size))
     got = tuple(out.shape)
     ok = got == want and out.dtype == torch.float32
-    return GateRecord(
-        gate="architecture",
-        check="io_shape",
-        model=name,
-        status=PASS if ok else FAIL,
-        measured=f"{got} {out.dtype}",
-        baseline=f"{want} torch.float32",
-        source=mb.source,
-        tolerance="exact",
-        reason=f"input (N, 3, {mb.input_size}, {mb.input_size}) -> output {got}, expected {want}",
-    )
+    return GateRecord(gate="architecture", check="io_shape", model=name, status=PASS if ok else FAIL,
+                      measured=f"{got} {out.dtype}", baseline=f"{want} torch.float32", source=mb.source,
+                      tolerance="exact",
+                      reason=f"input (N, 3, {mb.input_size}, {mb.input_size}) -> output {got}, expected {want}")
 
 
 def class_count_gate(name: str, num_outputs: int) -> GateRecord:
     mb = baselines.model(name)
     note = " (index 0 = background)" if mb.background_class else ""
     ok = num_outputs == mb.num_classes
-    return GateRecord(
-        gate="architecture",
-        check="num_classes",
-        model=name,
-        status=PASS if ok else FAIL,
-        measured=num_outputs,
-        baseline=mb.num_classes,
-        source=mb.source,
-        tolerance="exact",
-        reason=f"{num_outputs} output classes vs documented {mb.num_classes}{note}",
-    )
+    return GateRecord(gate="architecture", check="num_classes", model=name, status=PASS if ok else FAIL,
+                      measured=num_outputs, baseline=mb.num_classes, source=mb.source, tolerance="exact",
+                      reason=f"{num_outputs} output classes vs documented {mb.num_classes}{note}")
 
 
 def onnx_io_gates(name: str, onnx_path) -> list[GateRecord]:
@@ -101,32 +86,16 @@ def onnx_io_gates(name: str, onnx_path) -> list[GateRecord]:
     in_dims, out_dims = dims(graph.input[0]), dims(graph.output[0])
     spatial_ok = in_dims[1:] == [3, mb.input_size, mb.input_size]
     records = [
-        GateRecord(
-            gate="architecture",
-            check="io_shape",
-            model=name,
-            status=PASS if spatial_ok else FAIL,
-            measured=str(in_dims),
-            baseline=f"[N, 3, {mb.input_size}, {mb.input_size}]",
-            source=mb.source,
-            tolerance="exact",
-            reason=f"ONNX input {graph.input[0].name} declares {in_dims}",
-        )
+        GateRecord(gate="architecture", check="io_shape", model=name, status=PASS if spatial_ok else FAIL,
+                   measured=str(in_dims), baseline=f"[N, 3, {mb.input_size}, {mb.input_size}]", source=mb.source,
+                   tolerance="exact", reason=f"ONNX input {graph.input[0].name} declares {in_dims}")
     ]
     classes = out_dims[-1] if out_dims and isinstance(out_dims[-1], int) else None
     if classes is None:
         records.append(
-            GateRecord(
-                gate="architecture",
-                check="num_classes",
-                model=name,
-                status=SKIP,
-                measured=str(out_dims),
-                baseline=mb.num_classes,
-                source=mb.source,
-                tolerance="exact",
-                reason="output class dimension is symbolic in the ONNX graph",
-            )
+            GateRecord(gate="architecture", check="num_classes", model=name, status=SKIP, measured=str(out_dims),
+                       baseline=mb.num_classes, source=mb.source, tolerance="exact",
+                       reason="output class dimension is symbolic in the ONNX graph")
         )
     else:
         records.append(class_count_gate(name, classes))

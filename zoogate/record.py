@@ -103,39 +103,19 @@ def within(gate: str, check: str, model: str, measured: float | None, baseline: 
            skip_reason: str = "") -> GateRecord:
     """The common two-sided check |measured - baseline| <= tol; SKIP when either side is missing."""
     if baseline is None or measured is None:
-        return GateRecord(
-            gate=gate,
-            check=check,
-            model=model,
-            status=SKIP,
-            measured=measured,
-            baseline=baseline,
-            source=source,
-            tolerance=tolerance_text,
-            reason=skip_reason or ("no documented value" if baseline is None else "nothing measured"),
-            runner=runner,
-            bs=bs,
-        )
+        return GateRecord(gate=gate, check=check, model=model, status=SKIP, measured=measured, baseline=baseline,
+                          source=source, tolerance=tolerance_text,
+                          reason=skip_reason or ("no documented value" if baseline is None else "nothing measured"),
+                          runner=runner, bs=bs)
     allowed = abs_tol if abs_tol is not None else abs(baseline) * (rel_tol or 0.0)
     diff = measured - baseline
     rel = diff / baseline if baseline else math.inf
     ok = abs(diff) <= allowed + 1e-12
     reason = (f"{check} {measured:.6g}{unit} vs documented {baseline:.6g}{unit}: diff {diff:+.4g}{unit} "
               f"({rel:+.2%}), allowed +/-{allowed:.4g}{unit}")
-    return GateRecord(
-        gate=gate,
-        check=check,
-        model=model,
-        status=PASS if ok else FAIL,
-        measured=measured,
-        baseline=baseline,
-        source=source,
-        tolerance=tolerance_text,
-        reason=reason,
-        runner=runner,
-        bs=bs,
-        details={"diff": diff, "rel_diff": rel, "allowed": allowed},
-    )
+    return GateRecord(gate=gate, check=check, model=model, status=PASS if ok else FAIL, measured=measured,
+                      baseline=baseline, source=source, tolerance=tolerance_text, reason=reason, runner=runner, bs=bs,
+                      details={"diff": diff, "rel_diff": rel, "allowed": allowed})
 
 
 def at_least(gate: str, check: str, model: str, measured: float, floor: float, *, tolerance_text: str = "",
@@ -144,17 +124,6 @@ def at_least(gate: str, check: str, model: str, measured: float, floor: float, *
     """One-sided check measured >= floor (floor already includes the tolerance)."""
     ok = measured >= floor
     reason = f"{check} {measured:.6g}{unit} {'>=' if ok else '<'} floor {floor:.6g}{unit}"
-    return GateRecord(
-        gate=gate,
-        check=check,
-        model=model,
-        status=PASS if ok else FAIL,
-        measured=measured,
-        baseline=floor if baseline is None else baseline,
-        source=source,
-        tolerance=tolerance_text,
-        reason=reason,
-        runner=runner,
-        bs=bs,
-        details={"floor": floor},
-    )
+    return GateRecord(gate=gate, check=check, model=model, status=PASS if ok else FAIL, measured=measured,
+                      baseline=floor if baseline is None else baseline, source=source, tolerance=tolerance_text,
+                      reason=reason, runner=runner, bs=bs, details={"floor": floor})

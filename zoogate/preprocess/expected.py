@@ -289,36 +289,14 @@ def gate_expected(model: str, runner: str, outputs: dict[str, np.ndarray], expec
                          "recorded": asdict(recorded_distance) if recorded_distance else None}}
     info = _distance_info(distance, recorded_distance)
     if expected is None:
-        return GateRecord(
-            gate="preprocessing",
-            check=CHECK,
-            model=model,
-            status=SKIP,
-            measured=None,
-            baseline=None,
-            source=where,
-            tolerance=str(tol),
-            reason=f"no recorded outputs for {case_id} in {where}; record them with `{REGENERATE}` "
-            f"({VENDOR_WARNING}){info}",
-            runner=runner,
-            bs=None,
-            details=details,
-        )
+        return GateRecord(gate="preprocessing", check=CHECK, model=model, status=SKIP, measured=None, baseline=None,
+                          source=where, tolerance=str(tol),
+                          reason=f"no recorded outputs for {case_id} in {where}; record them with `{REGENERATE}` "
+                                 f"({VENDOR_WARNING}){info}", runner=runner, bs=None, details=details)
     if not now:
-        return GateRecord(
-            gate="preprocessing",
-            check=CHECK,
-            model=model,
-            status=SKIP,
-            measured=None,
-            baseline=0,
-            source=where,
-            tolerance=str(tol),
-            reason=f"no images to compare for {case_id}",
-            runner=runner,
-            bs=None,
-            details=details,
-        )
+        return GateRecord(gate="preprocessing", check=CHECK, model=model, status=SKIP, measured=None, baseline=0,
+                          source=where, tolerance=str(tol), reason=f"no images to compare for {case_id}",
+                          runner=runner, bs=None, details=details)
     changed = sorted((ImageChange(n, now[n], expected.images[n]) for n in now
                       if n in expected.images and not now[n].same_output(expected.images[n])),
                      key=lambda c: (-c.at_least, c.name))        # the most changed first
@@ -330,20 +308,8 @@ def gate_expected(model: str, runner: str, outputs: dict[str, np.ndarray], expec
     if not (changed or missing or unrecorded):
         reason = (f"{len(now)}/{len(now)} images bit-identical to the recorded outputs of {case_id} "
                   f"(sha256 of the float32 tensor, shape, dtype){info}")
-        return GateRecord(
-            gate="preprocessing",
-            check=CHECK,
-            model=model,
-            status=PASS,
-            measured=0,
-            baseline=0,
-            source=where,
-            tolerance=str(tol),
-            reason=reason,
-            runner=runner,
-            bs=None,
-            details=details,
-        )
+        return GateRecord(gate="preprocessing", check=CHECK, model=model, status=PASS, measured=0, baseline=0,
+                          source=where, tolerance=str(tol), reason=reason, runner=runner, bs=None, details=details)
     parts = []
     if changed:
         worst = max(c.at_least for c in changed)
@@ -361,20 +327,9 @@ def gate_expected(model: str, runner: str, outputs: dict[str, np.ndarray], expec
     reason = "; ".join(parts) + info + f". If the change is intended, regenerate with `{REGENERATE}`: {VENDOR_WARNING}"
     details["report_text"] = "\n".join(["images that differ from the record:", *(f"  {c.text()}" for c in changed)]
                                        if changed else [])
-    return GateRecord(
-        gate="preprocessing",
-        check=CHECK,
-        model=model,
-        status=FAIL,
-        measured=len(changed) + len(missing) + len(unrecorded),
-        baseline=0,
-        source=where,
-        tolerance=str(tol),
-        reason=reason,
-        runner=runner,
-        bs=None,
-        details=details,
-    )
+    return GateRecord(gate="preprocessing", check=CHECK, model=model, status=FAIL,
+                      measured=len(changed) + len(missing) + len(unrecorded), baseline=0, source=where,
+                      tolerance=str(tol), reason=reason, runner=runner, bs=None, details=details)
 
 
 def _vs_reference(distance: Distance | None, name: str) -> tuple[float, float] | None:

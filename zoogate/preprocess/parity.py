@@ -160,38 +160,16 @@ def gate_identical(model: str, runner: str, dist: Distance, *, tolerance: str = 
     tol = baselines.tolerance(tolerance)
     details = {"distance": dist.metrics(), "worst": [asdict(d) for d in dist.worst()]}
     if dist.images == 0:
-        return GateRecord(
-            gate="preprocessing",
-            check="max_abs_vs_reference",
-            model=model,
-            status=SKIP,
-            measured=None,
-            baseline=tol.value,
-            source=source,
-            tolerance=str(tol),
-            reason="no images to compare",
-            runner=runner,
-            bs=None,
-            details=details,
-        )
+        return GateRecord(gate="preprocessing", check="max_abs_vs_reference", model=model, status=SKIP, measured=None,
+                          baseline=tol.value, source=source, tolerance=str(tol), reason="no images to compare",
+                          runner=runner, bs=None, details=details)
     ok = dist.shape_mismatches == 0 and dist.max_abs <= tol.value
     worst = dist.worst(1)[0]
     reason = (f"{dist.summary()}; allowed max abs {tol.value:g}"
               + ("" if ok else f"; worst image {worst.name} (max abs {worst.max_abs:.6g}, shift {worst.shift})"))
-    return GateRecord(
-        gate="preprocessing",
-        check="max_abs_vs_reference",
-        model=model,
-        status=PASS if ok else FAIL,
-        measured=dist.max_abs,
-        baseline=tol.value,
-        source=source,
-        tolerance=str(tol),
-        reason=reason,
-        runner=runner,
-        bs=None,
-        details=details,
-    )
+    return GateRecord(gate="preprocessing", check="max_abs_vs_reference", model=model, status=PASS if ok else FAIL,
+                      measured=dist.max_abs, baseline=tol.value, source=source, tolerance=str(tol), reason=reason,
+                      runner=runner, bs=None, details=details)
 
 
 @dataclass(frozen=True)
@@ -216,15 +194,6 @@ def gate_max_abs(model: str, runner: str, max_abs: float, tolerance: str, *, che
     """A plain max-abs ceiling from a named tolerance (e.g. the CLI's files vs torchvision)."""
     tol = baselines.tolerance(tolerance)
     ok = max_abs <= tol.value
-    return GateRecord(
-        gate="preprocessing",
-        check=check,
-        model=model,
-        status=PASS if ok else FAIL,
-        measured=max_abs,
-        baseline=tol.value,
-        source=source,
-        tolerance=str(tol),
-        reason=f"max abs {max_abs:.3g} {'<=' if ok else '>'} {tol.value:g}",
-        runner=runner,
-    )
+    return GateRecord(gate="preprocessing", check=check, model=model, status=PASS if ok else FAIL, measured=max_abs,
+                      baseline=tol.value, source=source, tolerance=str(tol),
+                      reason=f"max abs {max_abs:.3g} {'<=' if ok else '>'} {tol.value:g}", runner=runner)

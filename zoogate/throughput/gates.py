@@ -18,20 +18,8 @@ GATE = "throughput"
 
 def _record(check: str, m_model: str, runner: str, bs: int, status: str, measured, baseline, source: str,
             tolerance: str, reason: str, details: dict) -> GateRecord:
-    return GateRecord(
-        gate=GATE,
-        check=check,
-        model=m_model,
-        status=status,
-        measured=measured,
-        baseline=baseline,
-        source=source,
-        tolerance=tolerance,
-        reason=reason,
-        runner=runner,
-        bs=bs,
-        details=details,
-    )
+    return GateRecord(gate=GATE, check=check, model=m_model, status=status, measured=measured, baseline=baseline,
+                      source=source, tolerance=tolerance, reason=reason, runner=runner, bs=bs, details=details)
 
 
 def documented_fps(model: str, runner: str, bs: int, row_id: str | None = None):
