@@ -11,8 +11,9 @@ import pytest
 
 from hardware.base import Runner
 from zoogate import baselines
-from zoogate.accuracy import (NO_IMAGENET, EvalResult, _state_meta, documented_gate, evaluate, label_generated_set,
-                              label_offset_gate, load_state, reference_gate, run_identity, skip_no_imagenet)
+from zoogate.accuracy import EvalResult, evaluate, label_generated_set
+from zoogate.gates.accuracy import NO_IMAGENET, documented_gate, label_offset_gate, reference_gate, skip_no_imagenet
+from zoogate.partial_results import load_state, run_identity, state_meta
 from zoogate.errors import ZoogateError
 from zoogate.metrics import AccuracySummary
 from zoogate.record import FAIL, INCONCLUSIVE, PASS, SKIP
@@ -105,7 +106,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_numbers(labelled, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         _run(InterruptAfter(3, seed=7), ds, state_file=state, save_every=2)
     same_build = run_identity(PooledLinearRunner(seed=7).load(None, BS), "iresnet50", SPEC, ds)
-    top5, _, classes = load_state(state, _state_meta(same_build, ds, BS))
+    top5, _, classes = load_state(state, state_meta(same_build, ds, BS))
     assert len(top5) == 3 * BS and classes == 1000              # nothing computed before the kill was lost
     resumed_runner = PooledLinearRunner(seed=7)
     resumed = _run(resumed_runner, ds, state_file=state, resume=True)

@@ -21,8 +21,9 @@ import pytest
 
 from hardware import registry
 from hardware.base import Runner
-from zoogate.accuracy import (BuildMismatch, build_identity_gate, documented_gate, label_offset_gate, reference_gate,
-                              skip_no_imagenet)
+from zoogate.gates.accuracy import (build_identity_gate, documented_gate, label_offset_gate, reference_gate,
+                                    skip_no_imagenet)
+from zoogate.identity import BuildMismatch
 from zoogate.errors import ZoogateError
 from zoogate.plugin.accuracy import REFERENCE_RUNNER
 from zoogate.record import FAIL
@@ -130,7 +131,7 @@ def test_imagenet_option_runs_the_documented_gate(tmp_path):
 def test_resume_of_another_builds_partial_results_fails_the_run(tmp_path):
     """`pytest --imagenet DIR --resume` where the saved partial results of (model, runner, bs) are another
     build's: the run FAILs a build_identity record naming what differs, and continues nothing."""
-    from zoogate import accuracy, baselines, cache, synthetic
+    from zoogate import baselines, cache, partial_results, synthetic
     from zoogate.datasets import open_dataset, write_imagenet_layout
     from zoogate.identity import BuildIdentity
 
@@ -139,8 +140,8 @@ def test_resume_of_another_builds_partial_results_fails_the_run(tmp_path):
     other = BuildIdentity(model="iresnet50", artifact="sha256:" + "0" * 64, weights="sha256:" + "0" * 64,
                           runner="torch", precision="fp32", preprocess=baselines.model("iresnet50").preprocess.describe(),
                           dataset=dataset.fingerprint())    # the torch runner: the cheapest to load
-    planted = accuracy.state_file_for(cache.root() / "accuracy", other, 4)
-    accuracy.save_state(planted, accuracy._state_meta(other, dataset, 4), np.zeros((4, 5)), np.zeros(4, bool), 1000)
+    planted = partial_results.state_file_for(cache.root() / "accuracy", other, 4)
+    partial_results.save_state(planted, partial_results.state_meta(other, dataset, 4), np.zeros((4, 5)), np.zeros(4, bool), 1000)
     args = [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
             "-W", "ignore::DeprecationWarning", "-k", "test_imagenet_accuracy and top1 and not reference",
             "--imagenet", str(tmp_path / "imageNet"), "--resume", "--models", "iresnet50", "--runner", "torch",

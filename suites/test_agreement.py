@@ -15,7 +15,8 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from zoogate.compare import ELEMENTWISE, INF, TOP1, agreement_gate, compare
+from zoogate.compare import ELEMENTWISE, INF, TOP1, compare
+from zoogate.gates.agreement import agreement_gate
 from zoogate.plugin.models import selected_models
 from zoogate.record import FAIL
 

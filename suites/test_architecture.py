@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from zoogate import architecture, baselines, models
+from zoogate import baselines, models
+from zoogate.gates import architecture
 from zoogate.record import FAIL
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from hardware import artifacts
-from zoogate import accuracy, baselines, cache, cli, datasets, golden, images, report, results, weights
+from zoogate import accuracy, baselines, cache, cli, datasets, golden, images, partial_results, report, results, weights
 from zoogate.errors import ZoogateError
 from zoogate.plugin import core
 from zoogate.preprocess import variants
@@ -185,7 +185,7 @@ def allow_subset_without_output_0(tmp_path):
 
 
 def _state_file(tmp_path: Path, top5, nonfinite, meta, raw: bytes | None = None) -> Path:
-    """A partial-results file as accuracy.save_state writes it (or `raw` bytes instead)."""
+    """A partial-results file as partial_results.save_state writes it (or `raw` bytes instead)."""
     path = tmp_path / "iresnet50-torch-bs4-0123456789abcdef.npz"
     if raw is not None:
         path.write_bytes(raw)
@@ -200,7 +200,7 @@ _STATE_META = {"version": 1, "n": 8, "done": 2, "num_classes": 1000}
 
 
 def _load_state(path):
-    return accuracy.load_state(path, {"n": 8})
+    return partial_results.load_state(path, {"n": 8})
 
 
 def partial_results_not_a_zip(tmp_path):
@@ -247,7 +247,7 @@ def partial_results_meta_count_is_text(tmp_path):
 
 
 class _FakeRunner:
-    """What accuracy.run_identity reads of a loaded runner: a name, its artifact and weights."""
+    """What partial_results.run_identity reads of a loaded runner: a name, its artifact and weights."""
 
     name, artifact_id, weights_identity, precision = "torch", "sha256:" + "ab" * 32, "sha256:" + "cd" * 32, "fp32"
 
@@ -256,7 +256,7 @@ class _FakeRunner:
 
 
 def _build_of(ds):
-    return accuracy.run_identity(_FakeRunner(), "iresnet50", baselines.model("iresnet50").preprocess, ds)
+    return partial_results.run_identity(_FakeRunner(), "iresnet50", baselines.model("iresnet50").preprocess, ds)
 
 
 def saved_reference_run_out_of_range(tmp_path):
@@ -563,7 +563,7 @@ def test_corrupt_partial_results_fail_the_live_test_in_one_line(tmp_path):
     options = AccuracyOptions(imagenet=str(root), limit=None, resume=True, results=None, labels=None,
                               baseline_row=None, models=None)
     live = LiveEvaluations(options, state_dir=tmp_path / "state")
-    state = accuracy.state_file_for(tmp_path / "state", _build_of(ds), 1)
+    state = partial_results.state_file_for(tmp_path / "state", _build_of(ds), 1)
     state.parent.mkdir()
     state.write_bytes(b"PK\x03\x04 edited by hand")
     before = state.read_bytes()

@@ -12,7 +12,8 @@ from hypothesis.extra import numpy as hnp
 
 from zoogate import baselines
 from zoogate.baselines import Tolerance
-from zoogate.compare import COSINE, ELEMENTWISE, INF, NAN, TOP1, agreement_gate, compare
+from zoogate.compare import COSINE, ELEMENTWISE, INF, NAN, TOP1, compare
+from zoogate.gates.agreement import agreement_gate
 from zoogate.errors import ZoogateError
 from zoogate.record import FAIL, PASS
 

@@ -19,8 +19,11 @@ from hardware.base import Runner
 from hardware.onnxruntime_runner import OnnxRuntimeRunner
 from hardware.torch_runner import TorchRunner
 from zoogate import accuracy, baselines, cache, datasets, identity, throughput, weights
+from zoogate.gates.accuracy import build_identity_gate, resume_gate
+from zoogate.gates.throughput import fps_regression_gate
 from zoogate.errors import ZoogateError
-from zoogate.faults import InterruptedRunner, class0_onnx
+from zoogate.faults_reuse import class0_onnx
+from zoogate.planted_runners import InterruptedRunner
 from zoogate.identity import IN_ARTIFACT, NOT_APPLICABLE, BuildIdentity, BuildMismatch, differences
 from zoogate.plugin.accuracy import REFERENCE_RUNNER, AccuracyOptions, LiveEvaluations
 from zoogate.record import PASS, SKIP
@@ -214,7 +217,7 @@ def test_resume_with_a_class0_build_is_refused_naming_the_artifact(graphs, image
            f"now {identity.show('artifact', broken.artifact_id)}" in message
     assert refusal.value.differences == ["artifact: saved " + identity.show("artifact", correct.artifact_id)
                                          + ", now " + identity.show("artifact", broken.artifact_id)]
-    rec = accuracy.build_identity_gate(MODEL, refusal.value, runner="onnxruntime", bs=BS)
+    rec = build_identity_gate(MODEL, refusal.value, runner="onnxruntime", bs=BS)
     assert rec.failed and rec.check == "build_identity" and rec.reason == message
     assert saved.read_bytes() == kept                                          # nothing of it was touched
     # without --resume the class-0 build scores itself from scratch; the other build's file is never read
@@ -229,7 +232,7 @@ def test_resume_by_the_same_build_continues_to_the_uninterrupted_numbers(graphs,
     resumed = LiveEvaluations(_options(True), state_dir=tmp_path).run(MODEL, same, image_set, BS)
     uninterrupted = accuracy.evaluate(same, image_set, SPEC, BS, progress=False, model=MODEL)
     assert resumed.resumed_from == BS and resumed.identity == uninterrupted.identity
-    assert accuracy.resume_gate(MODEL, resumed, uninterrupted).status == PASS
+    assert resume_gate(MODEL, resumed, uninterrupted).status == PASS
 
 
 def test_resume_refuses_the_same_file_of_other_weights(graphs, image_set, tmp_path):
@@ -348,12 +351,12 @@ def test_a_host_baseline_of_another_build_is_not_a_comparison(tmp_path):
     saved = throughput.load_host_baseline("ident", storage=tmp_path, fingerprint=fp)
     entry = saved.get(MODEL, "sleepless", 2)["extra_info"]["identity"]
     assert BuildIdentity.from_dict(entry).artifact == "sha256:" + "a" * 64
-    other = throughput.fps_regression_gate(measured("sha256:" + "b" * 64), saved)
+    other = fps_regression_gate(measured("sha256:" + "b" * 64), saved)
     assert other.status == SKIP and other.reason.startswith(
         f"host baseline 'ident' was recorded for another build: artifact: saved sha256:{'a' * 12}.., "
         f"now sha256:{'b' * 12}..")
-    assert throughput.fps_regression_gate(measured(None), saved).status == SKIP          # unknown never matches
-    assert throughput.fps_regression_gate(measured("sha256:" + "a" * 64), saved).status != SKIP
+    assert fps_regression_gate(measured(None), saved).status == SKIP          # unknown never matches
+    assert fps_regression_gate(measured("sha256:" + "a" * 64), saved).status != SKIP
 
 
 # ---------------------------------------------------------------- calibration and export cache keys

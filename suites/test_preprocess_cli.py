@@ -15,7 +15,8 @@ from PIL import Image
 from torchvision import transforms as T
 
 from zoogate import baselines, cli
-from zoogate.preprocess import decoders, measured, parity, vdsp, writers
+from zoogate.gates import preprocessing
+from zoogate.preprocess import decoders, measured, vdsp, writers
 from zoogate.preprocess import variants as V
 from zoogate.preprocess.reference import torch_threads
 from zoogate.synthetic import image as synthetic_image
@@ -70,7 +71,7 @@ def test_reference_npy_equals_torchvision_on_any_folder(outside_folder, tmp_path
         assert got.dtype == np.float32 and got.shape == want.shape == (3, 299, 299)
         worst = max(worst, float(np.abs(got - want).max()))
     assert snapshot(outside_folder) == before                 # the source folder is untouched
-    gate_log(parity.gate_max_abs("inception_v4", "zoogate-preprocess", worst, "preprocess_cli_vs_torchvision",
+    gate_log(preprocessing.gate_max_abs("inception_v4", "zoogate-preprocess", worst, "preprocess_cli_vs_torchvision",
                                  check="cli_npy_vs_torchvision", source="torchvision transforms on PIL.Image.open(f).convert('RGB')"))
 
 
@@ -80,7 +81,7 @@ def test_fixture_set_with_exif_and_every_mode_equals_torchvision(tmp_path, gate_
     truth = torchvision_arrays(measured.GOOD_IMAGES, baselines.model("iresnet50").preprocess)
     worst = max(float(np.abs(writers.read_npy(out / f"{stem}.npy") - want).max()) for stem, want in truth.items())
     assert len(truth) == len(list(out.iterdir()))
-    gate_log(parity.gate_max_abs("iresnet50", "zoogate-preprocess", worst, "preprocess_cli_vs_torchvision",
+    gate_log(preprocessing.gate_max_abs("iresnet50", "zoogate-preprocess", worst, "preprocess_cli_vs_torchvision",
                                  check="cli_npy_vs_torchvision", source="torchvision on the fixture set"))
 
 
@@ -90,7 +91,7 @@ def test_planted_cli_fault_fails_the_cli_gate(outside_folder, tmp_path):
     assert zoogate("--model", "inception_v4", "--variant", "ascend-modelzoo", "--src", outside_folder, "--out", out) == 0
     truth = torchvision_arrays(outside_folder, baselines.model("inception_v4").preprocess)
     worst = max(float(np.abs(writers.read_npy(out / f"{s}.npy") - t).max()) for s, t in truth.items())
-    record = parity.gate_max_abs("inception_v4", "zoogate-preprocess", worst, "preprocess_cli_vs_torchvision",
+    record = preprocessing.gate_max_abs("inception_v4", "zoogate-preprocess", worst, "preprocess_cli_vs_torchvision",
                                  check="cli_npy_vs_torchvision", source="planted")
     assert record.status == "fail"
 

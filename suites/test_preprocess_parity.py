@@ -19,6 +19,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from zoogate import baselines, faults
+from zoogate.gates import preprocessing
 from zoogate.errors import ZoogateError
 from zoogate.preprocess import decoders, expected, geometry, measured, parity, planted
 from zoogate.preprocess.fast import normalise
@@ -103,7 +104,7 @@ def test_variant_parity(case, fixture_set, reference_of, gate_log):
         dist = measured.measure_case(case, fixture_set, truth)
     else:
         dist = measured.measure_case(case, fixture_set, reference_of(case.model))
-    record = parity.gate_identical(case.model, case.variant, dist)
+    record = preprocessing.gate_identical(case.model, case.variant, dist)
     record.details["stands_for"] = list(case.shared_with)
     gate_log(record)
 
@@ -199,7 +200,7 @@ def test_planted_fault_fails_the_exact_gate(fault, variant, decoded, reference_o
     assert "inception_v4" in record.explain()
     if variant in V.IDENTICAL:          # fast also leaves the reference
         dist = measured.measure_case(case, decoded("pil"), reference_of("inception_v4"), pipeline=_planted(fault, variant))
-        assert parity.gate_identical("inception_v4", variant, dist).status == FAIL
+        assert preprocessing.gate_identical("inception_v4", variant, dist).status == FAIL
 
 
 def test_ascend_rounding_instead_of_truncation_fails_the_exact_gate(decoded, reference_of, expected_record, recorded):
@@ -229,10 +230,10 @@ def test_shift_detection_finds_a_planted_window_shift(fixture_set, reference_of)
 def test_gate_identical_fails_on_shape_mismatch_and_skips_on_nothing():
     ref = np.zeros((3, 4, 4), np.float32)
     dist = parity.summarise([parity.compare_image(ref, np.zeros((3, 5, 5), np.float32))])
-    assert parity.gate_identical("m", "fast", dist).status == FAIL
-    assert parity.gate_identical("m", "fast", parity.summarise([])).status == SKIP
+    assert preprocessing.gate_identical("m", "fast", dist).status == FAIL
+    assert preprocessing.gate_identical("m", "fast", parity.summarise([])).status == SKIP
     same = parity.summarise([parity.compare_image(ref, ref.copy())])
-    assert parity.gate_identical("m", "fast", same).status == PASS
+    assert preprocessing.gate_identical("m", "fast", same).status == PASS
 
 
 # ---- the exact gate on its own ----
@@ -251,7 +252,7 @@ def test_exact_gate_passes_on_the_same_bytes_whatever_the_distance_to_the_refere
     outputs = _outputs()
     far = parity.summarise([parity.compare_image(np.zeros((3, 6, 5)), a + 9, name=n) for n, a in outputs.items()])
     near = parity.RecordedDistance("m", "vacc-vamp", 0.5, 0.1, 0.1, 0, 0, 3, "test")
-    record = expected.gate_expected("m", "vacc-vamp", outputs, _case(outputs), recorded_libraries={},
+    record = preprocessing.gate_expected("m", "vacc-vamp", outputs, _case(outputs), recorded_libraries={},
                                     distance=far, recorded_distance=near)
     assert record.status == PASS, record.explain()          # the distance is information, never the verdict
     assert "3/3 images bit-identical" in record.reason
@@ -267,7 +268,7 @@ def test_exact_gate_failure_says_which_images_how_far_and_how_to_regenerate():
     del changed["img2.png"]
     changed["new.png"] = outputs["img0.png"]
     libs = {**expected.library_versions(), "Pillow": "0.0.1"}
-    record = expected.gate_expected("m", "vacc-vamp", changed, rec, recorded_libraries=libs, pipeline="vdsp std 0.501")
+    record = preprocessing.gate_expected("m", "vacc-vamp", changed, rec, recorded_libraries=libs, pipeline="vdsp std 0.501")
     assert record.status == FAIL
     text = record.explain()
     assert "1/3 images differ from the recorded outputs of m-vacc-vamp" in text
@@ -277,10 +278,10 @@ def test_exact_gate_failure_says_which_images_how_far_and_how_to_regenerate():
     assert "pipeline now: 'vdsp std 0.501'; recorded: 'vdsp std 0.5'" in text
     assert "library versions differ from the record: Pillow" in text and "(recorded 0.0.1)" in text
     assert expected.REGENERATE in text and "vendor's own tool" in text
-    shape = expected.gate_expected("m", "vacc-vamp", {**outputs, "img0.png": outputs["img0.png"][:, :5]}, rec,
+    shape = preprocessing.gate_expected("m", "vacc-vamp", {**outputs, "img0.png": outputs["img0.png"][:, :5]}, rec,
                                    recorded_libraries={})
     assert shape.status == FAIL and "float32 [3, 5, 5] vs recorded float32 [3, 6, 5]" in shape.reason
-    dtype = expected.gate_expected("m", "vacc-vamp", {**outputs, "img0.png": outputs["img0.png"].astype(np.float64)},
+    dtype = preprocessing.gate_expected("m", "vacc-vamp", {**outputs, "img0.png": outputs["img0.png"].astype(np.float64)},
                                    rec, recorded_libraries={})
     assert dtype.status == FAIL and "float64" in dtype.reason
 
@@ -290,14 +291,14 @@ def test_one_ulp_fails_the_exact_gate():
     nudged = dict(outputs)
     nudged["img0.png"] = outputs["img0.png"].copy()
     nudged["img0.png"][0, 0, 0] = np.nextafter(nudged["img0.png"][0, 0, 0], np.float32(np.inf))
-    assert expected.gate_expected("m", "vacc-vamp", nudged, _case(outputs)).status == FAIL
+    assert preprocessing.gate_expected("m", "vacc-vamp", nudged, _case(outputs)).status == FAIL
 
 
 def test_exact_gate_without_a_record_skips_and_says_how_to_record():
-    record = expected.gate_expected("m", "vacc-vamp", _outputs(), None)
+    record = preprocessing.gate_expected("m", "vacc-vamp", _outputs(), None)
     assert record.status == SKIP
     assert expected.REGENERATE in record.reason and "vendor's own tool" in record.reason
-    assert expected.gate_expected("m", "vacc-vamp", {}, _case(_outputs())).status == SKIP
+    assert preprocessing.gate_expected("m", "vacc-vamp", {}, _case(_outputs())).status == SKIP
 
 
 def test_stats_change_is_a_lower_bound_of_the_largest_change():
@@ -305,7 +306,7 @@ def test_stats_change_is_a_lower_bound_of_the_largest_change():
     for _ in range(20):
         a = rng.standard_normal((3, 7, 7)).astype(np.float32)
         b = a + rng.standard_normal(a.shape).astype(np.float32) * np.float32(rng.uniform(0, 0.01))
-        change = expected.ImageChange("x", expected.digest(b), expected.digest(a))
+        change = preprocessing.ImageChange("x", expected.digest(b), expected.digest(a))
         assert change.at_least <= float(np.abs(b.astype(np.float64) - a).max()) + 1e-12
 
 

@@ -368,7 +368,8 @@ HOST_BASELINE_TESTS = '''
 import os, time
 import numpy as np
 from hardware.base import Runner
-from zoogate.throughput import MeasureSettings, fps_floor_gate, fps_regression_gate, measure, split_batches
+from zoogate.gates.throughput import fps_floor_gate, fps_regression_gate
+from zoogate.throughput import MeasureSettings, measure, split_batches
 
 class SleepRunner(Runner):
     name = "sleep"

@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from hardware import contract
+from zoogate.gates import agreement, architecture
 from hardware.base import Runner, infer_all
 from hardware.torch_runner import TorchRunner
 from zoogate import baselines
-from zoogate.faults import BatchMateRunner, TailDroppingRunner
+from zoogate.planted_runners import BatchMateRunner, TailDroppingRunner
 from zoogate.record import FAIL, PASS, SKIP
 
 # Every check on the cheap iresnet50; inception_v4 (the primary model, 5x the compute) for the output
@@ -35,23 +35,23 @@ def _images(zoo, case) -> np.ndarray:
 @BOTH_MODELS
 def test_output_shape_and_dtype(runner_case, loaded_runner, zoo, gate_log):
     num_classes = baselines.model(runner_case.model).num_classes
-    gate_log(contract.check_output_shape(loaded_runner, _images(zoo, runner_case)[:runner_case.bs],
+    gate_log(architecture.check_output_shape(loaded_runner, _images(zoo, runner_case)[:runner_case.bs],
                                          model=runner_case.model, num_classes=num_classes))
 
 
 @pytest.mark.runner_cases(min_bs=2)
 def test_batch_invariance(runner_case, loaded_runner, zoo, gate_log):
-    gate_log(contract.check_batch_invariance(loaded_runner, _images(zoo, runner_case), model=runner_case.model))
+    gate_log(agreement.check_batch_invariance(loaded_runner, _images(zoo, runner_case), model=runner_case.model))
 
 
 def test_determinism(runner_case, loaded_runner, zoo, gate_log):
-    gate_log(contract.check_determinism(loaded_runner, _images(zoo, runner_case)[:runner_case.bs],
+    gate_log(agreement.check_determinism(loaded_runner, _images(zoo, runner_case)[:runner_case.bs],
                                         model=runner_case.model))
 
 
 @pytest.mark.runner_cases(min_bs=2)
 def test_partial_last_batch(runner_case, loaded_runner, zoo, gate_log):
-    gate_log(contract.check_partial_batch(loaded_runner, _images(zoo, runner_case), model=runner_case.model))
+    gate_log(agreement.check_partial_batch(loaded_runner, _images(zoo, runner_case), model=runner_case.model))
 
 
 @BOTH_MODELS
@@ -59,7 +59,7 @@ def test_agreement_with_eager(runner_case, loaded_runner, zoo, eager_logits, gat
     # bs+1 images (at least 5, so bs 1 and 4 share one eager reference): the last batch is partial
     images = _images(zoo, runner_case)[:max(runner_case.bs + 1, 5)]
     reference = eager_logits(runner_case.model, images)
-    gate_log(contract.check_eager_agreement(loaded_runner, images, reference, model=runner_case.model,
+    gate_log(agreement.check_eager_agreement(loaded_runner, images, reference, model=runner_case.model,
                                             source=f"PyTorch eager fp32, {zoo.model(runner_case.model).origin}"))
 
 
@@ -157,17 +157,17 @@ def test_selftest_healthy_runners_pass_every_check(tiny):
     net, x, ref = tiny
     for cls in (TorchRunner, StaticTorchRunner):
         r = _load(cls, net)
-        records = [contract.check_output_shape(r, x[:4], model="tiny", num_classes=10),
-                   contract.check_batch_invariance(r, x, model="tiny"),
-                   contract.check_determinism(r, x[:4], model="tiny"),
-                   contract.check_partial_batch(r, x, model="tiny"),
-                   contract.check_eager_agreement(r, x[:7], ref[:7], model="tiny")]
+        records = [architecture.check_output_shape(r, x[:4], model="tiny", num_classes=10),
+                   agreement.check_batch_invariance(r, x, model="tiny"),
+                   agreement.check_determinism(r, x[:4], model="tiny"),
+                   agreement.check_partial_batch(r, x, model="tiny"),
+                   agreement.check_eager_agreement(r, x[:7], ref[:7], model="tiny")]
         assert [rec.status for rec in records] == [PASS] * 5, "\n".join(rec.explain() for rec in records)
 
 
 def test_selftest_shifted_logits_fail_eager_agreement(tiny):
     net, x, ref = tiny
-    record = contract.check_eager_agreement(_load(ShiftedRunner, net), x, ref, model="tiny")
+    record = agreement.check_eager_agreement(_load(ShiftedRunner, net), x, ref, model="tiny")
     assert record.status == FAIL
     assert "top1_agreement" in record.details["failing_statistics"]
     assert "elementwise" in record.details["failing_statistics"]
@@ -175,7 +175,7 @@ def test_selftest_shifted_logits_fail_eager_agreement(tiny):
 
 def test_selftest_batch_mate_dependence_fails_batch_invariance(tiny):
     net, x, _ = tiny
-    record = contract.check_batch_invariance(BatchMateRunner(_load(TorchRunner, net)), x, model="tiny")
+    record = agreement.check_batch_invariance(BatchMateRunner(_load(TorchRunner, net)), x, model="tiny")
     assert record.status == FAIL and record.check == "batch_invariance"
     assert "elementwise" in record.details["failing_statistics"]
 
@@ -185,7 +185,7 @@ def test_selftest_batch_mate_dependence_fails_batch_invariance(tiny):
     (lambda net: _load(PaddingKeepingRunner, net), None)], ids=["drops-tail", "keeps-padding"])
 def test_selftest_mishandled_tail_fails_partial_batch(tiny, planted, what):
     net, x, _ = tiny
-    record = contract.check_partial_batch(planted(net), x, model="tiny")
+    record = agreement.check_partial_batch(planted(net), x, model="tiny")
     assert record.status == FAIL and record.check == "partial_batch"
     if what:
         assert what in record.reason and record.measured == "4 rows"
@@ -195,13 +195,13 @@ def test_selftest_mishandled_tail_fails_partial_batch(tiny, planted, what):
 
 def test_selftest_nondeterminism_fails_determinism(tiny):
     net, x, _ = tiny
-    record = contract.check_determinism(_load(NoisyRunner, net), x[:4], model="tiny")
+    record = agreement.check_determinism(_load(NoisyRunner, net), x[:4], model="tiny")
     assert record.status == FAIL and record.tolerance.startswith("fp32_same_backend")
 
 
 def test_selftest_wrong_class_count_fails_output_shape(tiny):
     net, x, _ = tiny
-    record = contract.check_output_shape(_load(WrongClassesRunner, net), x[:4], model="tiny", num_classes=10)
+    record = architecture.check_output_shape(_load(WrongClassesRunner, net), x[:4], model="tiny", num_classes=10)
     assert record.status == FAIL and "(4, 11)" in record.reason
 
 
@@ -214,14 +214,14 @@ def test_selftest_runner_crash_is_a_fail_record(tiny):
         def _infer(self, batch):
             raise RuntimeError("device lost")
 
-    record = contract.check_output_shape(_load(Crashing, net), x[:4], model="tiny", num_classes=10)
+    record = architecture.check_output_shape(_load(Crashing, net), x[:4], model="tiny", num_classes=10)
     assert record.status == FAIL and "device lost" in record.reason
 
 
 def test_selftest_bs1_skips_batch_checks_with_reason(tiny):
     net, x, _ = tiny
     r = _load(TorchRunner, net, bs=1)
-    for check in (contract.check_batch_invariance, contract.check_partial_batch):
+    for check in (agreement.check_batch_invariance, agreement.check_partial_batch):
         record = check(r, x, model="tiny")
         assert record.status == SKIP and "--bs 4" in record.reason
 
@@ -231,10 +231,10 @@ def test_selftest_background_column_dropped_against_1000_class_reference(tiny):
     net, x, ref = tiny
     r = _load(WrongClassesRunner, net)
     r.background_class = True
-    record = contract.check_eager_agreement(r, x, ref, model="tiny")
+    record = agreement.check_eager_agreement(r, x, ref, model="tiny")
     assert record.status == PASS and "background" in record.reason
     r.background_class = False
-    assert contract.check_eager_agreement(r, x, ref, model="tiny").status == FAIL
+    assert agreement.check_eager_agreement(r, x, ref, model="tiny").status == FAIL
 
 
 def test_infer_all_chunks_and_keeps_order(tiny):

@@ -20,13 +20,13 @@ from hardware import registry
 from hardware.base import Runner
 from zoogate import baselines
 from zoogate.errors import ZoogateError
-from zoogate.faults import CachingRunner as ResultCache  # planted faults, shared with the fault matrix
-from zoogate.faults import SlowedRunner as Slowed
+from zoogate.planted_runners import CachingRunner as ResultCache  # planted faults, shared with the fault matrix
+from zoogate.planted_runners import SlowedRunner as Slowed
 from zoogate.record import FAIL, PASS, SKIP
-from zoogate.throughput import (MeasureSettings, PairedTimes, anti_caching_gate, fps_floor_gate,
-                                fps_regression_gate, harness_overhead_gate, host_fingerprint, interleave,
-                                load_host_baseline, measure, measure_anti_caching, measure_harness_overhead,
-                                median_interval, save_host_baseline, split_batches, window_batches)
+from zoogate.gates.throughput import anti_caching_gate, fps_floor_gate, fps_regression_gate, harness_overhead_gate
+from zoogate.throughput import (MeasureSettings, PairedTimes, host_fingerprint, interleave, load_host_baseline, measure,
+                                measure_anti_caching, measure_harness_overhead, median_interval, save_host_baseline,
+                                split_batches, window_batches)
 
 CPU_MODELS = ["iresnet50"]                     # cheapest real network (9.3 GFLOPs at 224 px)
 # host runners (no accelerator card: the CPU, a GPU) at the host sizes; card runners at the documented table

@@ -21,7 +21,8 @@ import yaml
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from hardware import artifacts, ascend, contract, vacc
+from hardware import artifacts, ascend, vacc
+from zoogate.gates import agreement, architecture
 from hardware.artifacts import ArtifactMissing, find_om, find_vacc
 from hardware.ascend import AscendRunner
 from hardware.base import infer_all
@@ -206,11 +207,11 @@ def test_ascend_pads_the_last_batch_and_drops_the_padding(vendor_doubles, tiny_m
 def test_ascend_passes_the_runner_contract(vendor_doubles, tiny_models, tmp_path):
     runner = AscendRunner().load(write_double_om(tmp_path / "tiny_bs4.om", tiny_models[10], 4), 4)
     x = normalised(pixels(8))
-    records = [contract.check_output_shape(runner, x[:4], model="tiny", num_classes=10),
-               contract.check_batch_invariance(runner, x, model="tiny"),
-               contract.check_partial_batch(runner, x, model="tiny"),
-               contract.check_determinism(runner, x[:4], model="tiny"),
-               contract.check_eager_agreement(runner, x[:6], ort_logits(tiny_models[10], x[:6]), model="tiny",
+    records = [architecture.check_output_shape(runner, x[:4], model="tiny", num_classes=10),
+               agreement.check_batch_invariance(runner, x, model="tiny"),
+               agreement.check_partial_batch(runner, x, model="tiny"),
+               agreement.check_determinism(runner, x[:4], model="tiny"),
+               agreement.check_eager_agreement(runner, x[:6], ort_logits(tiny_models[10], x[:6]), model="tiny",
                                               tol="fp32_same_backend", source="ONNX Runtime CPU")]
     assert all(r.passed for r in records), "\n".join(r.explain() for r in records)
     assert records[3].tolerance.startswith("determinism_reduced_precision")   # an OM computes in fp16
@@ -597,11 +598,11 @@ def test_vacc_passes_the_runner_contract(vendor_doubles, tiny_models, tmp_path):
     write_vacc_build(tmp_path, tiny_models[10])
     runner = VaccRunner().load(find_vacc(tmp_path, "tiny"), 4)
     x = normalised(pixels(8))
-    records = [contract.check_output_shape(runner, x[:4], model="tiny", num_classes=10),
-               contract.check_batch_invariance(runner, x, model="tiny"),
-               contract.check_partial_batch(runner, x, model="tiny"),
-               contract.check_determinism(runner, x[:4], model="tiny"),
-               contract.check_eager_agreement(runner, x[:6], ort_logits(tiny_models[10], x[:6]), model="tiny",
+    records = [architecture.check_output_shape(runner, x[:4], model="tiny", num_classes=10),
+               agreement.check_batch_invariance(runner, x, model="tiny"),
+               agreement.check_partial_batch(runner, x, model="tiny"),
+               agreement.check_determinism(runner, x[:4], model="tiny"),
+               agreement.check_eager_agreement(runner, x[:6], ort_logits(tiny_models[10], x[:6]), model="tiny",
                                               source="ONNX Runtime CPU")]
     assert all(r.passed for r in records), "\n".join(r.explain() for r in records)
     assert records[4].tolerance.startswith("fp16")
@@ -618,7 +619,7 @@ def test_vacc_softmax_build_is_compared_with_softmax_of_the_reference(vendor_dou
                                                tmp_path / "tiny-vdsp_params.json"), 4)
     assert runner.outputs == ("probabilities" if softmax_in_yaml else "logits")
     x = normalised(pixels(6))
-    record = contract.check_eager_agreement(runner, x, ort_logits(tiny_models[10], x), model="tiny",
+    record = agreement.check_eager_agreement(runner, x, ort_logits(tiny_models[10], x), model="tiny",
                                             source="ONNX Runtime CPU")
     if softmax_in_yaml:
         assert record.passed, record.explain()

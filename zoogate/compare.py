@@ -47,7 +47,7 @@ import numpy as np
 from zoogate import baselines
 from zoogate.baselines import Tolerance
 from zoogate.errors import ZoogateError
-from zoogate.record import FAIL, PASS, GateRecord
+
 
 TOPK = 5
 # Names used in failing_statistics (stable: tests and reports match on them).
@@ -301,21 +301,3 @@ def compare(reference, candidate, tol: Tolerance | str | None = None, *,
         min_atol_to_pass=min_atol, min_rtol_to_pass=min_rtol,
         n_failing_elements=int(fails.sum()), n_elements=int(ref.size),
         passed=not failing, failing_statistics=failing)
-
-
-def agreement_gate(model: str, runner: str, bs: int | None, reference, candidate, tol_name: str | Tolerance, *,
-                   source: str = "", check: str = "logits",
-                   names: Sequence[str] = ("reference", "candidate")) -> GateRecord:
-    """The agreement gate: compare and turn the result into a GateRecord (gate="agreement").
-
-    measured = max abs diff, baseline = 0.0 (exact agreement), tolerance = the named tolerance;
-    details = the comparison as a dict plus ``report_text`` (the full report, shown on failure).
-    ``source`` says where the reference came from (e.g. "PyTorch eager, calibrated weights <hash>").
-    """
-    tol = baselines.tolerance(tol_name) if isinstance(tol_name, str) else tol_name
-    result = compare(reference, candidate, tol, names=names)
-    details = result.to_dict()
-    details["report_text"] = result.report()
-    return GateRecord(gate="agreement", check=check, model=model, status=PASS if result.passed else FAIL,
-                      measured=result.max_abs, baseline=0.0, source=source or names[0], tolerance=str(tol),
-                      reason=result.summary(), runner=runner, bs=bs, details=details)

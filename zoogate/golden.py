@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from zoogate import __version__, cache
-from zoogate.compare import Comparison, agreement_gate, compare
+from zoogate.compare import Comparison, compare
+from zoogate.gates.agreement import agreement_gate
 from zoogate.errors import ZoogateError
 from zoogate.identity import BuildIdentity, BuildMismatch, differences
 from zoogate.record import GateRecord

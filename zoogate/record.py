@@ -7,18 +7,19 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from zoogate.gates import GATE_KINDS
+
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 # the gate ran on the evidence given and that evidence cannot decide (too few images, a row without the
 # metric, an informational row): never a pass for release gating
 INCONCLUSIVE = "inconclusive"
 STATUSES = (PASS, FAIL, INCONCLUSIVE, SKIP)
 BLOCKING = (FAIL, INCONCLUSIVE)          # statuses that stop a release (INCONCLUSIVE unless allowed)
-GATE_KINDS = ("architecture", "preprocessing", "agreement", "accuracy", "throughput")
 
 
 @dataclass(kw_only=True)
 class GateRecord:
-    gate: str                 # one of GATE_KINDS
+    gate: str                 # one of GATE_KINDS: a module of zoogate.gates
     check: str                # what was measured: "params_m", "top1", "fps", "max_abs", ...
     model: str
     status: str               # PASS / FAIL / INCONCLUSIVE / SKIP

@@ -23,8 +23,8 @@ from typing import Callable
 import pytest
 
 from zoogate import baselines, cache
-from zoogate.accuracy import (EvalResult, GeneratedSet, evaluate, label_generated_set, reference_run,
-                              refuse_other_builds, run_identity, score_offline, state_file_for)
+from zoogate.accuracy import EvalResult, GeneratedSet, evaluate, label_generated_set, reference_run, refuse_other_builds, score_offline
+from zoogate.partial_results import run_identity, state_file_for
 from zoogate.datasets import LabelledSet, open_dataset
 from zoogate.errors import ZoogateError
 from zoogate.identity import BuildMismatch

@@ -9,7 +9,7 @@ decoder (variants.DECODER_OF).
 
 Recorded per case, on the fixture set:
 - baselines/measured/preprocess_expected.json: the case's own outputs as digests (sha256, shape, dtype,
-  per-channel stats); the exact gate (zoogate.preprocess.expected) requires them bit for bit;
+  per-channel stats); the exact gate (zoogate.gates.preprocessing.gate_expected) requires them bit for bit;
 - baselines/measured/preprocess_variants.toml: each deployed variant's distance to the torchvision
   reference (max abs, mean abs, frac_off, crop shifts): information the exact gate reports, not a gate.
 
@@ -40,6 +40,7 @@ from PIL import Image
 from zoogate import baselines
 from zoogate.baselines import ModelBaseline
 from zoogate.errors import ZoogateError
+from zoogate.gates.preprocessing import gate_expected
 from zoogate.preprocess import expected as E
 from zoogate.preprocess import variants as V
 from zoogate.preprocess.decoders import decode
@@ -300,7 +301,7 @@ def exact_gate(case: ParityCase, *, pipeline=None, overrides: dict[str, str] | N
     record = record or _record()
     recorded_distances = _recorded_distances() if recorded_distances is None else recorded_distances
     describe = getattr(pipe, "describe", None)
-    gate = E.gate_expected(case.model, case.variant, outputs, record.cases.get(case.id),
+    gate = gate_expected(case.model, case.variant, outputs, record.cases.get(case.id),
                            recorded_libraries=record.libraries, distance=distance,
                            recorded_distance=recorded_distances.get((case.model, case.variant)),
                            pipeline=_portable(describe()) if describe else "")

@@ -1,6 +1,6 @@
 """Parity: how far a preprocessing variant's tensors are from the reference's.
 
-`fast` and the reference must be identical (gate_identical); the deployed variants are gated on their
+`fast` and the reference must be identical (zoogate.gates.preprocessing.gate_identical); the deployed variants are gated on their
 own recorded outputs (zoogate.preprocess.expected), and this distance is only reported beside that gate.
 
 Measures per image and over a set: max abs and mean abs difference (normalised units), the fraction
@@ -22,9 +22,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from zoogate import baselines
 from zoogate.baselines import Preprocess
-from zoogate.record import FAIL, PASS, SKIP, GateRecord
 
 MAX_SHIFT = 2
 # "off by more than 1/255": at least two 8-bit levels. Tensors from different pipelines sit on the
@@ -152,30 +150,10 @@ def measure(pipeline: Callable[[Image.Image], np.ndarray], images: Iterable[tupl
     return summarise(diffs)
 
 
-# ---- gates ----
-
-def gate_identical(model: str, runner: str, dist: Distance, *, tolerance: str = "preprocess_identical",
-                   source: str = "torchvision reference") -> GateRecord:
-    """A variant that promises the reference's tensors: max abs must be <= the named tolerance (0 for `fast`)."""
-    tol = baselines.tolerance(tolerance)
-    details = {"distance": dist.metrics(), "worst": [asdict(d) for d in dist.worst()]}
-    if dist.images == 0:
-        return GateRecord(gate="preprocessing", check="max_abs_vs_reference", model=model, status=SKIP, measured=None,
-                          baseline=tol.value, source=source, tolerance=str(tol), reason="no images to compare",
-                          runner=runner, bs=None, details=details)
-    ok = dist.shape_mismatches == 0 and dist.max_abs <= tol.value
-    worst = dist.worst(1)[0]
-    reason = (f"{dist.summary()}; allowed max abs {tol.value:g}"
-              + ("" if ok else f"; worst image {worst.name} (max abs {worst.max_abs:.6g}, shift {worst.shift})"))
-    return GateRecord(gate="preprocessing", check="max_abs_vs_reference", model=model, status=PASS if ok else FAIL,
-                      measured=dist.max_abs, baseline=tol.value, source=source, tolerance=str(tol), reason=reason,
-                      runner=runner, bs=None, details=details)
-
-
 @dataclass(frozen=True)
 class RecordedDistance:
     """A deployed variant's distance as recorded in baselines/measured/preprocess_variants.toml: information
-    the exact gate (zoogate.preprocess.expected) reports, never a gate of its own."""
+    the exact gate (zoogate.gates.preprocessing.gate_expected) reports, never a gate of its own."""
 
     model: str
     variant: str
@@ -187,13 +165,3 @@ class RecordedDistance:
     images: int
     source: str
     note: str = ""
-
-
-def gate_max_abs(model: str, runner: str, max_abs: float, tolerance: str, *, check: str,
-                 source: str) -> GateRecord:
-    """A plain max-abs ceiling from a named tolerance (e.g. the CLI's files vs torchvision)."""
-    tol = baselines.tolerance(tolerance)
-    ok = max_abs <= tol.value
-    return GateRecord(gate="preprocessing", check=check, model=model, status=PASS if ok else FAIL, measured=max_abs,
-                      baseline=tol.value, source=source, tolerance=str(tol),
-                      reason=f"max abs {max_abs:.3g} {'<=' if ok else '>'} {tol.value:g}", runner=runner)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
-from zoogate.errors import ZoogateError
+from zoogate import gates
 from zoogate.record import BLOCKING, FAIL, GATE_KINDS, PASS, SKIP, GateRecord, fmt_value
 from zoogate.report.document import GateReport
 from zoogate.report.table import render_summary
@@ -41,60 +39,10 @@ class ReportDiff:
         return [c for c in self.changes if c.regression]
 
 
-def _tolerance_named(text: str, fallback: str):
-    from zoogate import baselines
-
-    m = re.match(r"[A-Za-z0-9_]+", text or "")
-    for name in ([m.group(0)] if m else []) + [fallback]:
-        try:
-            return baselines.tolerance(name)
-        except ZoogateError:
-            continue
-    return None
-
-
-def _number(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
-
-
 def _value_change(old: GateRecord, new: GateRecord) -> tuple[Any, Any, bool, str] | None:
-    """(old, new, regression?, note) for the accuracy / agreement metric a record carries."""
-    if old.gate == "accuracy" and old.check in ("top1", "top5", "top1_vs_reference"):
-        a, b = _number(old.measured), _number(new.measured)
-        if a is None or b is None:
-            return None
-        tol = _tolerance_named("", "top5_abs_pp" if old.check == "top5" else "top1_abs_pp")
-        allowed = tol.value if tol else 0.0
-        return a, b, b < a - allowed - 1e-12, (f"{b - a:+.3f} pp (a regression is a drop beyond {allowed:g} pp, "
-                                               f"{tol.name if tol else '-'})")
-    if old.gate == "agreement":
-        a, b = _number(old.measured), _number(new.measured)
-        ta, tb = _number(old.details.get("top1_agreement")), _number(new.details.get("top1_agreement"))
-        tol = _tolerance_named(new.tolerance, "fp32_cross_backend")
-        regression, notes = False, []
-        if a is not None and b is not None:
-            atol = tol.atol if tol and tol.atol is not None else 0.0
-            regression |= b > a + atol
-            notes.append(f"max abs {a:.3g} -> {b:.3g} (a regression is a rise beyond atol {atol:g} of "
-                         f"{tol.name if tol else '-'})")
-        if ta is not None and tb is not None:
-            allowed = 1.0 - tol.top1_agreement_min if tol and tol.top1_agreement_min is not None else 0.0
-            regression |= tb < ta - allowed - 1e-12
-            notes.append(f"top-1 agreement {ta:.4f} -> {tb:.4f}")
-        if not notes:
-            return None
-        return (a if a is not None else ta), (b if b is not None else tb), regression, "; ".join(notes)
-    return None
-
-
-def _fps_by_key(records: Iterable[GateRecord]) -> dict[str, float]:
-    """model-runner-bsN -> measured host fps, from any throughput record carrying a measurement."""
-    out = {}
-    for r in records:
-        fps = _number((r.details.get("measurement") or {}).get("fps")) if r.gate == "throughput" else None
-        if fps is not None and r.bs is not None:
-            out[f"{r.model}-{r.runner}-bs{r.bs}"] = fps
-    return out
+    """The rule of the records' gate kind (its module's ``diff_value``), or None when the kind has none."""
+    rule = getattr(gates.module(old.gate), "diff_value", None)
+    return rule(old, new) if rule else None
 
 
 def diff_reports(old: GateReport, new: GateReport) -> ReportDiff:
@@ -130,15 +78,10 @@ def diff_reports(old: GateReport, new: GateReport) -> ReportDiff:
         if key not in b:
             c = Change(key, ro.gate, ro.check, "removed", ro.status, None, False, "no longer in the report")
             (lost if ro.status == PASS else changes).append(c)
-    fa, fb = _fps_by_key(old.records), _fps_by_key(new.records)
-    tol = _tolerance_named("", "fps_regression_rel")
-    rel = tol.value if tol else 0.0
-    for key in sorted(set(fa) & set(fb)):
-        x, y = fa[key], fb[key]
-        if x > 0 and x != y:
-            changes.append(Change(f"throughput:fps:{key}", "throughput", "fps", "value", x, y, y < x * (1 - rel),
-                                  f"{y / x - 1:+.1%} img/s (a regression is a drop beyond {rel:.0%}, "
-                                  f"fps_regression_rel)"))
+    for kind in GATE_KINDS:
+        across = getattr(gates.module(kind), "diff_across", None)
+        for key, x, y, regression, note in (across(old.records, new.records) if across else ()):
+            changes.append(Change(key, kind, key.split(":")[1], "value", x, y, regression, note))
     return ReportDiff(changes=changes, coverage_lost=lost, old=old, new=new)
 
 

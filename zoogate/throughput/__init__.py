@@ -1,7 +1,8 @@
 """Throughput: measure a runner per (model, runner, batch size) and gate the numbers.
 
 Modules: ``settings`` (named settings, batches), ``measuring`` (timed steps, paired comparisons), ``host``
-(host fingerprint, pytest-benchmark storage of host baselines), ``gates`` (the four gates).
+(host fingerprint, pytest-benchmark storage of host baselines). The four gates on these measurements are
+zoogate.gates.throughput.
 
 Measurement: untimed warm-up steps, then timed steps until BOTH a minimum count and a minimum duration
 are reached (settings in baselines/tolerances_throughput.toml, recorded with every result). Each step is
@@ -9,7 +10,7 @@ the host wall time of ``runner.infer(batch)`` over real preprocessed batches rot
 device time is kept beside it where the runner reports one (``runner.timing.device_s``, ais_bench).
 Throughput = batch size / MEDIAN step time; latency p50/p90/p99 of the same steps.
 
-Gates (each returns a GateRecord, gate "throughput"):
+Gates (zoogate.gates.throughput; each returns a GateRecord, gate "throughput"):
 - ``fps_floor_gate``       documented fps of a baseline row minus ``fps_floor_rel`` (Ascend 310P3 table)
 - ``fps_regression_gate``  a host baseline saved with --save-baseline, minus ``fps_regression_rel``
 - ``anti_caching_gate``    MLPerf TEST04: one batch repeated may not run > ``anti_caching_rel`` faster
@@ -27,15 +28,6 @@ numbered saves, globbing, loading), its ``Stats`` (the saved statistics) and ``P
 """
 
 
-from zoogate.throughput.gates import (
-    GATE,
-    anti_caching_gate,
-    documented_fps,
-    fps_floor_gate,
-    fps_regression_gate,
-    harness_overhead_gate,
-    regression_threshold_pct,
-)
 from zoogate.throughput.host import (
     HostBaseline,
     check_name,
@@ -66,13 +58,6 @@ from zoogate.throughput.settings import (
 )
 
 __all__ = [
-    "GATE",
-    "anti_caching_gate",
-    "documented_fps",
-    "fps_floor_gate",
-    "fps_regression_gate",
-    "harness_overhead_gate",
-    "regression_threshold_pct",
     "HostBaseline",
     "check_name",
     "default_storage",

@@ -1,11 +1,16 @@
-"""The throughput gates: documented floor, host-baseline regression, anti-caching, harness overhead."""
+"""Throughput gates (gate="throughput"): documented floor, host-baseline regression, anti-caching, harness overhead,
+on measurements of zoogate.throughput.
+
+``diff_across``: host fps of a model-runner-bs measured in both reports, down by more than fps_regression_rel,
+is a regression whether or not a floor was gated.
+"""
 
 from __future__ import annotations
 
 import statistics
 
-
 from zoogate import baselines
+from zoogate.gates._diff import number, tolerance_named
 from zoogate.identity import BuildIdentity, describe_differences, differences
 from zoogate.record import FAIL, PASS, SKIP, GateRecord
 from zoogate.throughput.host import HostBaseline
@@ -13,7 +18,6 @@ from zoogate.throughput.measuring import Measurement, PairedTimes
 
 
 GATE = "throughput"
-
 
 
 def _record(check: str, m_model: str, runner: str, bs: int, status: str, measured, baseline, source: str,
@@ -125,3 +129,24 @@ def fps_regression_gate(m: Measurement, saved: HostBaseline | None, *, compare_n
               f"{'fails' if failure else 'above'} floor {floor:.2f} (-{tol.value:.0%})")
     return _record("fps_regression", m.model, m.runner, m.bs, FAIL if failure else PASS, m.fps, saved_fps,
                    saved.source, str(tol), reason, details)
+
+
+def _fps_by_key(records) -> dict[str, float]:
+    """model-runner-bsN -> measured host fps, from any throughput record carrying a measurement."""
+    out = {}
+    for r in records:
+        fps = number((r.details.get("measurement") or {}).get("fps")) if r.gate == GATE else None
+        if fps is not None and r.bs is not None:
+            out[f"{r.model}-{r.runner}-bs{r.bs}"] = fps
+    return out
+
+
+def diff_across(old_records, new_records) -> list[tuple]:
+    """(key, old fps, new fps, regression?, note) per model-runner-bs measured in both reports, whether or not
+    a floor was gated: a drop beyond fps_regression_rel is a regression."""
+    fa, fb = _fps_by_key(old_records), _fps_by_key(new_records)
+    tol = tolerance_named("", "fps_regression_rel")
+    rel = tol.value if tol else 0.0
+    return [(f"throughput:fps:{key}", fa[key], fb[key], fb[key] < fa[key] * (1 - rel),
+             f"{fb[key] / fa[key] - 1:+.1%} img/s (a regression is a drop beyond {rel:.0%}, fps_regression_rel)")
+            for key in sorted(set(fa) & set(fb)) if fa[key] > 0 and fa[key] != fb[key]]

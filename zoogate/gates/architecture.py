@@ -1,19 +1,29 @@
-"""Architecture conformance gates: parameter count, FLOPs, input/output shapes, class count.
+"""Architecture gates (gate="architecture"): parameter count, FLOPs, input/output shapes, class count, and
+the runner contract's output check (a loaded runner returns float32 (N, num_classes), all finite).
 
 FLOPs are counted with torch.utils.flop_counter.FlopCounterMode on one image at the documented input
 size: it counts 2 x multiply-accumulates of convolutions and matrix products (the GEMM FLOPs) and
 nothing else -- no BatchNorm, activations, pooling or additions. The documents counted another way,
 hence the named relative tolerance ``gflops_rel``.
+
+``diff_value``: a moved parameter count or FLOPs figure is listed; the status change carries any regression.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+import numpy as np
 from torch import nn
 
 from zoogate import baselines
+from zoogate.gates._diff import number
 from zoogate.models import count_params_m
 from zoogate.record import FAIL, PASS, SKIP, GateRecord, within
+
+if TYPE_CHECKING:
+    from hardware.base import Runner
 
 FLOPS_COUNTED = "2 x MACs of conv/matmul (torch.utils.flop_counter), batch 1, eval mode"
 
@@ -100,3 +110,37 @@ def onnx_io_gates(name: str, onnx_path) -> list[GateRecord]:
     else:
         records.append(class_count_gate(name, classes))
     return records
+
+
+def check_output_shape(runner: Runner, batch: np.ndarray, *, model: str, num_classes: int) -> GateRecord:
+    """One full batch -> float32 (N, num_classes), every value finite."""
+    try:
+        out = runner.infer(batch)
+    except Exception as exc:     # a runner crash is a contract failure, reported as one
+        return GateRecord(gate="architecture", check="output_shape", model=model, status=FAIL, runner=runner.name,
+                          bs=runner.batch_size, measured=type(exc).__name__,
+                          reason=f"infer({len(batch)} images): the runner raised {type(exc).__name__}: {exc}")
+    want = (len(batch), num_classes)
+    finite = bool(np.isfinite(out).all()) if out.dtype.kind == "f" else False
+    ok = out.shape == want and out.dtype == np.float32 and finite
+    problems = []
+    if out.shape != want:
+        problems.append(f"shape {out.shape} != {want}")
+    if out.dtype != np.float32:
+        problems.append(f"dtype {out.dtype} != float32")
+    if not finite:
+        problems.append(f"{int((~np.isfinite(out)).sum())} non-finite values")
+    reason = "; ".join(problems) or f"{out.shape} float32, all finite"
+    if runner.background_class:
+        reason += " (background class at index 0, returned as-is)"
+    return GateRecord(gate="architecture", check="output_shape", model=model, status=PASS if ok else FAIL,
+                      runner=runner.name, bs=runner.batch_size, measured=f"{tuple(out.shape)} {out.dtype}",
+                      baseline=f"{want} float32", reason=reason, details={"background_class": runner.background_class})
+
+
+def diff_value(old: GateRecord, new: GateRecord) -> tuple | None:
+    """(old, new, False, note) when a numeric measurement (params_m, gflops, num_classes) moved."""
+    a, b = number(old.measured), number(new.measured)
+    if a is None or b is None:
+        return None
+    return a, b, False, f"{old.check} {a:.6g} -> {b:.6g} (information: the gate's status decides)"

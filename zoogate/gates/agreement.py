@@ -1,34 +1,59 @@
-"""The runner contract: what every backend must do, as checks that return GateRecords.
+"""Agreement gates (gate="agreement"): logits of one run against logits of another, through the comparator.
 
-One implementation, used by the pytest contract suite (suites/test_runner_contract.py) for every
-runner and by the self-tests that plant faulty runners. Each check calls the runner itself, so a
-runner that misbehaves (shifted classes, logits that depend on batch-mates, a dropped or misaligned
-tail) shows up as a FAIL record whose explanation says what was compared with what.
+- ``agreement_gate``: any two sets of logits under a named tolerance (zoogate.compare does the statistics);
+  measured = max abs diff, baseline 0 (exact agreement); the details carry the full comparator report.
 
-Checks (gate kind, check name):
-- output shape and dtype (architecture, output_shape): (N, num_classes) float32, all finite;
-- batch invariance (agreement, batch_invariance): an image's logits in a batch, in the batch
-  reversed, alone and with other batch-mates agree within the named tolerance ``batch_invariance``;
-- determinism (agreement, determinism): the same batch twice on one loaded runner;
-- last partial batch (agreement, partial_batch): 2*bs-1 images give 2*bs-1 rows, and the tail rows
-  equal the same images' rows in a full batch (``batch_invariance``);
-- agreement with PyTorch eager (agreement, eager_agreement): through the comparator with the
-  runner's tolerance (fp32_same_backend / fp32_cross_backend / fp16 / int8); against softmax(eager)
-  for a runner whose ``outputs`` are probabilities.
+The runner contract's agreement checks call the runner themselves, so a runner that misbehaves (shifted
+classes, logits that depend on batch-mates, a dropped or misaligned tail) shows up as a FAIL record whose
+explanation says what was compared with what (the output-shape check is an architecture gate):
+- batch invariance (batch_invariance): an image's logits in a batch, in the batch reversed, alone and with
+  other batch-mates agree within the named tolerance ``batch_invariance``;
+- determinism (determinism): the same batch twice on one loaded runner;
+- last partial batch (partial_batch): 2*bs-1 images give 2*bs-1 rows, and the tail rows equal the same
+  images' rows in a full batch (``batch_invariance``);
+- agreement with PyTorch eager (eager_agreement): with the runner's tolerance (fp32_same_backend /
+  fp32_cross_backend / bf16 / fp16 / int8); against softmax(eager) for a runner whose ``outputs`` are
+  probabilities.
+
+``diff_value`` is the rule ``zoogate diff`` applies to agreement records: max abs up by more than the atol of
+the record's tolerance, or top-1 agreement down beyond it, is a regression.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from typing import Sequence
+
 from hardware.base import Runner, infer_all, reference_outputs
-from zoogate.compare import agreement_gate
+from zoogate import baselines
+from zoogate.baselines import Tolerance
+from zoogate.compare import compare
+from zoogate.gates._diff import number, tolerance_named
 from zoogate.record import FAIL, PASS, SKIP, GateRecord
 
 BATCH_INVARIANCE = "batch_invariance"
 # run-to-run noise: fp32 backends are held to the same-backend tolerance, reduced precision to its own
 DETERMINISM = {"fp32": "fp32_same_backend", "fp16": "determinism_reduced_precision",
                "int8": "determinism_reduced_precision"}
+
+
+def agreement_gate(model: str, runner: str, bs: int | None, reference, candidate, tol_name: str | Tolerance, *,
+                   source: str = "", check: str = "logits",
+                   names: Sequence[str] = ("reference", "candidate")) -> GateRecord:
+    """The agreement gate: compare and turn the result into a GateRecord (gate="agreement").
+
+    measured = max abs diff, baseline = 0.0 (exact agreement), tolerance = the named tolerance;
+    details = the comparison as a dict plus ``report_text`` (the full report, shown on failure).
+    ``source`` says where the reference came from (e.g. "PyTorch eager, calibrated weights <hash>").
+    """
+    tol = baselines.tolerance(tol_name) if isinstance(tol_name, str) else tol_name
+    result = compare(reference, candidate, tol, names=names)
+    details = result.to_dict()
+    details["report_text"] = result.report()
+    return GateRecord(gate="agreement", check=check, model=model, status=PASS if result.passed else FAIL,
+                      measured=result.max_abs, baseline=0.0, source=source or names[0], tolerance=str(tol),
+                      reason=result.summary(), runner=runner, bs=bs, details=details)
 
 
 def _rec(gate: str, check: str, model: str, runner: Runner, status: str, **kw) -> GateRecord:
@@ -52,30 +77,6 @@ def _need_images(images: np.ndarray, n: int, check: str) -> None:
 def _runner_failed(gate: str, check: str, model: str, runner: Runner, what: str, exc: Exception) -> GateRecord:
     return _rec(gate, check, model, runner, FAIL, measured=f"{type(exc).__name__}",
                 reason=f"{what}: the runner raised {type(exc).__name__}: {exc}")
-
-
-def check_output_shape(runner: Runner, batch: np.ndarray, *, model: str, num_classes: int) -> GateRecord:
-    """One full batch -> float32 (N, num_classes), every value finite."""
-    try:
-        out = runner.infer(batch)
-    except Exception as exc:     # a runner crash is a contract failure, reported as one
-        return _runner_failed("architecture", "output_shape", model, runner, f"infer({len(batch)} images)", exc)
-    want = (len(batch), num_classes)
-    finite = bool(np.isfinite(out).all()) if out.dtype.kind == "f" else False
-    ok = out.shape == want and out.dtype == np.float32 and finite
-    problems = []
-    if out.shape != want:
-        problems.append(f"shape {out.shape} != {want}")
-    if out.dtype != np.float32:
-        problems.append(f"dtype {out.dtype} != float32")
-    if not finite:
-        problems.append(f"{int((~np.isfinite(out)).sum())} non-finite values")
-    reason = "; ".join(problems) or f"{out.shape} float32, all finite"
-    if runner.background_class:
-        reason += " (background class at index 0, returned as-is)"
-    return _rec("architecture", "output_shape", model, runner, PASS if ok else FAIL,
-                measured=f"{tuple(out.shape)} {out.dtype}", baseline=f"{want} float32", reason=reason,
-                details={"background_class": runner.background_class})
 
 
 def check_batch_invariance(runner: Runner, images: np.ndarray, *, model: str,
@@ -184,3 +185,23 @@ def check_eager_agreement(runner: Runner, images: np.ndarray, reference: np.ndar
 def _looks_like_probabilities(outputs: np.ndarray) -> bool:
     rows = np.asarray(outputs, dtype=np.float64)
     return bool(rows.size) and bool((rows >= 0).all()) and bool(np.allclose(rows.sum(axis=-1), 1.0, atol=1e-2))
+
+
+def diff_value(old: GateRecord, new: GateRecord) -> tuple | None:
+    """(old, new, regression?, note) for the max abs and top-1 agreement an agreement record carries."""
+    a, b = number(old.measured), number(new.measured)
+    ta, tb = number(old.details.get("top1_agreement")), number(new.details.get("top1_agreement"))
+    tol = tolerance_named(new.tolerance, "fp32_cross_backend")
+    regression, notes = False, []
+    if a is not None and b is not None:
+        atol = tol.atol if tol and tol.atol is not None else 0.0
+        regression |= b > a + atol
+        notes.append(f"max abs {a:.3g} -> {b:.3g} (a regression is a rise beyond atol {atol:g} of "
+                     f"{tol.name if tol else '-'})")
+    if ta is not None and tb is not None:
+        allowed = 1.0 - tol.top1_agreement_min if tol and tol.top1_agreement_min is not None else 0.0
+        regression |= tb < ta - allowed - 1e-12
+        notes.append(f"top-1 agreement {ta:.4f} -> {tb:.4f}")
+    if not notes:
+        return None
+    return (a if a is not None else ta), (b if b is not None else tb), regression, "; ".join(notes)
