@@ -21,6 +21,7 @@ import pytest
 
 from hardware import registry
 from hardware.base import Runner
+from zoogate.accuracy import attach_pipeline
 from zoogate.gates.accuracy import (build_identity_gate, documented_gate, label_offset_gate, reference_gate,
                                     skip_no_imagenet)
 from zoogate.identity import BuildMismatch
@@ -42,8 +43,8 @@ def test_generated_set_top1_vs_reference(runner_case, zoo, loaded_runner, genera
                     f"so this gate needs real weights: pass --weights DIR")
     generated = generated_sets.get(runner_case.model)
     result = live_eval.run(runner_case.model, loaded_runner, generated.dataset, runner_case.bs, persist=False)
-    gate_log(reference_gate(runner_case.model, result, generated.reference, runner=runner_case.runner,
-                            bs=runner_case.bs))
+    gate_log(attach_pipeline(reference_gate(runner_case.model, result, generated.reference,
+                                            runner=runner_case.runner, bs=runner_case.bs), result))
 
 
 class ChannelSwap(Runner):
@@ -106,7 +107,7 @@ def test_imagenet_accuracy(runner_case, check, imagenet_set, accuracy_options, r
                         f"with the same --imagenet/--limit")
         rec = reference_gate(model, result, reference, runner=runner_case.runner, bs=bs)
     rec.details["dataset"] = imagenet_set.describe()
-    gate_log(rec)
+    gate_log(attach_pipeline(rec, result))
 
 
 def test_imagenet_option_runs_the_documented_gate(tmp_path):

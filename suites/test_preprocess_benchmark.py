@@ -94,3 +94,59 @@ def test_fast_parallel(benchmark, jpegs, pool):
         benchmark.extra_info["speedup_vs_reference"] = round(ref / fast, 2)
         print(f"\nfast ({JOBS} workers) vs single-process torchvision reference on {N_IMAGES} JPEGs: "
               f"{ref / fast:.2f}x ({fast * 1e3 / N_IMAGES:.2f} vs {ref * 1e3 / N_IMAGES:.2f} ms/image)")
+
+
+# ---- the live-evaluation input pipeline (zoogate.input_pipeline): what a runner is fed at ----
+
+def _feed(paths, spec, options, passes: int = 1):
+    """Every batch of the live input pipeline, with a null runner: the host side alone."""
+    from zoogate.input_pipeline import InputPipeline
+
+    out = None
+    for _ in range(passes):
+        source = InputPipeline(paths, spec, 8, options=options)
+        out = np.concatenate(list(source.batches()))
+    return out, source.stats
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=lambda w: f"workers{w}")
+def test_live_pipeline_with_a_null_runner(benchmark, jpegs, workers, tmp_path):
+    from zoogate.input_pipeline import InputOptions
+
+    spec = baselines.model("inception_v4").preprocess
+    options = InputOptions(workers=workers, crop_cache=False)
+    benchmark.group = GROUP
+    out, stats = benchmark.pedantic(lambda: _feed(jpegs, spec, options), rounds=ROUNDS, iterations=1)
+    if "reference_digest" in _results:
+        assert _digest(out) == _results["reference_digest"]           # bit-identical to the reference
+    benchmark.extra_info.update(images=N_IMAGES, workers=workers, host_img_s=round(stats.host_img_s, 1))
+    ref, live = _results.get("reference_mean_s"), _mean(benchmark)
+    if ref and live:
+        benchmark.extra_info["speedup_vs_reference"] = round(ref / live, 2)
+        print(f"\nlive input pipeline ({workers} worker(s), null runner) vs single-process torchvision reference "
+              f"on {N_IMAGES} JPEGs: {ref / live:.2f}x ({N_IMAGES / live:.0f} vs {N_IMAGES / ref:.0f} img/s)")
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=lambda w: f"workers{w}")
+def test_crop_cache_second_pass(benchmark, jpegs, workers, tmp_path):
+    """First pass (decode, crop, publish to the cache) vs a second pass over the cached set, side by side,
+    with the same settings. With workers the fixed cost of starting them (about 0.1 s) weighs on 200 images."""
+    import time
+
+    from zoogate.input_pipeline import InputOptions
+
+    spec = baselines.model("inception_v4").preprocess
+    options = InputOptions(workers=workers, crop_cache=True, cache_root=tmp_path)
+    t0 = time.perf_counter()
+    first, first_stats = _feed(jpegs, spec, options)
+    first_s = time.perf_counter() - t0
+    assert first_stats.cache_written == N_IMAGES
+    benchmark.group = GROUP
+    second, stats = benchmark.pedantic(lambda: _feed(jpegs, spec, options), rounds=ROUNDS, iterations=1)
+    assert stats.cache_hits == N_IMAGES and second.tobytes() == first.tobytes()
+    cached = _mean(benchmark)
+    if cached:
+        benchmark.extra_info.update(images=N_IMAGES, workers=workers, first_pass_s=round(first_s, 3),
+                                    speedup_vs_first_pass=round(first_s / cached, 2))
+        print(f"\ncrop cache, {workers} worker(s): second pass {first_s / cached:.1f}x the first ({N_IMAGES / cached:.0f} vs "
+              f"{N_IMAGES / first_s:.0f} img/s)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,6 +24,7 @@ from zoogate import baselines
 from zoogate.baselines import Preprocess
 from zoogate.datasets import LabelledSet, generated_jpegs, write_imagenet_layout
 from zoogate.errors import ZoogateError
+from zoogate.input_pipeline import InputOptions, InputPipeline, PipelineStats
 from zoogate.identity import BuildIdentity, BuildMismatch, describe_differences, differences
 from zoogate.metrics import TOPK, AccuracySummary, TopkCounter, class_shift, describe_classes, topk_indices
 from zoogate.gates.accuracy import documented_gate, label_offset_gate
@@ -54,6 +55,7 @@ class EvalResult:
     resumed_from: int = 0             # images taken from saved partial results
     notes: list[str] = field(default_factory=list)
     identity: BuildIdentity | None = None   # the build that produced these numbers
+    pipeline: PipelineStats | None = None   # input pipeline vs runner rates of the images computed here
 
     @property
     def n(self) -> int:
@@ -78,24 +80,6 @@ class EvalResult:
 
 # ---------------------------------------------------------------- live evaluation
 
-def _pipeline(spec: Preprocess) -> Callable:
-    """The reference preprocessing: zoogate.preprocess.fast (bit-identical, faster) when present."""
-    try:
-        from zoogate.preprocess.fast import FastPipeline
-
-        return FastPipeline(spec)
-    except ImportError:      # pragma: no cover - fast is part of the package
-        from zoogate.preprocess.reference import preprocess_reference
-
-        return lambda img: preprocess_reference(img, spec)
-
-
-def _load_batch(paths: Sequence[Path], pipeline: Callable) -> np.ndarray:
-    from zoogate.images import open_rgb
-
-    return np.stack([pipeline(open_rgb(p)) for p in paths])
-
-
 def _progress(total: int, initial: int, desc: str, enabled: bool):
     if not enabled:
         return None
@@ -110,7 +94,7 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
 def evaluate(runner, dataset: LabelledSet, spec: Preprocess, batch_size: int, *, state_file=None,
              resume: bool = False, progress: bool = True, model: str = "", save_every: int | None = None,
              pipeline: Callable | None = None, observe: Callable[[int, np.ndarray], None] | None = None,
-             identity: BuildIdentity | None = None) -> EvalResult:
+             identity: BuildIdentity | None = None, inputs: InputOptions | None = None) -> EvalResult:
     """Run every image of `dataset` through a loaded Runner; top-5 per image, bounded memory.
 
     Partial results go to `state_file` every `save_every` batches (default: about every SAVE_EVERY_IMAGES
@@ -120,6 +104,8 @@ def evaluate(runner, dataset: LabelledSet, spec: Preprocess, batch_size: int, *,
     see zoogate.identity) is refused with BuildMismatch. 1001-class outputs (index 0 = background) are
     detected from the first batch; labels are then compared shifted by +1. ``observe(first_index, logits)``
     sees each computed batch's logits (not resumed ones). Only (n, 5) class indices are kept, never the logits.
+    ``inputs``: workers and crop cache of the input pipeline (zoogate.input_pipeline); its rates against the
+    runner's are in the result's ``pipeline``.
     """
     if batch_size < 1:
         raise ZoogateError(f"batch size must be >= 1, got {batch_size}")
@@ -142,8 +128,8 @@ def evaluate(runner, dataset: LabelledSet, spec: Preprocess, batch_size: int, *,
     elif state_path is not None and state_path.is_file():
         notes.append(f"started over: existing partial results in {state_path} replaced (pass --resume to continue)")
 
-    pipeline = pipeline or _pipeline(spec)
-    starts = list(range(resumed, n, batch_size))
+    source = InputPipeline([it.path for it in items], spec, batch_size, pipeline=pipeline, options=inputs)
+    stats = source.stats
     bar = _progress(n, resumed, f"{model or 'model'} {meta['runner']} bs{batch_size}", progress)
     done = saved = resumed
 
@@ -153,17 +139,14 @@ def evaluate(runner, dataset: LabelledSet, spec: Preprocess, batch_size: int, *,
             save_state(state_path, meta, top5[:done], nonfinite[:done], num_classes)
             saved = done
 
-    def load(lo: int):
-        return pool.submit(_load_batch, [it.path for it in items[lo:lo + batch_size]], pipeline) if lo < n else None
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoogate-decode")   # decode while the runner runs
-    pending = None
+    started = time.perf_counter()
+    batches = source.batches(resumed)
     try:
-        pending = load(starts[0]) if starts else None
-        for i, lo in enumerate(starts):
-            batch = pending.result()
-            pending = load(lo + batch_size)
+        for i, batch in enumerate(batches):
+            lo = done
+            t0 = time.perf_counter()
             logits = runner.infer(batch)
+            stats.runner_s += time.perf_counter() - t0
             if logits.shape[0] != batch.shape[0]:
                 raise ZoogateError(f"runner {meta['runner']} returned {logits.shape[0]} rows for a batch of "
                                    f"{batch.shape[0]}")
@@ -187,9 +170,8 @@ def evaluate(runner, dataset: LabelledSet, spec: Preprocess, batch_size: int, *,
             if (i + 1) % save_every == 0:
                 save()
     finally:
-        if pending is not None:
-            pending.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        batches.close()
+        stats.wall_s = time.perf_counter() - started
         save()                 # whatever was computed, interrupted or not
         if bar is not None:
             bar.close()
@@ -200,7 +182,19 @@ def evaluate(runner, dataset: LabelledSet, spec: Preprocess, batch_size: int, *,
         notes.append(describe_classes(num_classes))
     return EvalResult(model=model, runner=meta["runner"], batch_size=batch_size, dataset=dataset.describe(),
                       fingerprint=dataset.fingerprint(), labels=dataset.labels, top5=top5, num_classes=num_classes,
-                      nonfinite_rows=int(nonfinite.sum()), resumed_from=resumed, notes=notes, identity=identity)
+                      nonfinite_rows=int(nonfinite.sum()), resumed_from=resumed, notes=notes, identity=identity,
+                      pipeline=stats)
+
+
+def attach_pipeline(record, result: EvalResult):
+    """Put the live run's input-pipeline rates on its gate record, with the host-bound warning when there is one."""
+    stats = result.pipeline
+    if stats is not None and stats.images:
+        record.details["pipeline"] = stats.to_dict()
+        warning = stats.warning()
+        if warning:
+            record.details.setdefault("warnings", []).append(warning)
+    return record
 
 
 # ---------------------------------------------------------------- a generated labelled set (CI without ImageNet)
@@ -358,7 +352,8 @@ def refuse_other_builds(folder, identity: BuildIdentity, batch_size: int) -> Non
 
 
 def reference_run(folder, runner, dataset: LabelledSet, spec: Preprocess, *, model: str, resume: bool = False,
-                  progress: bool = True, computed: Sequence[EvalResult] = ()) -> EvalResult:
+                  progress: bool = True, computed: Sequence[EvalResult] = (),
+                  inputs: InputOptions | None = None) -> EvalResult:
     """The fp32 reference run of this build (`runner`, loaded) on `dataset`.
 
     Taken from `computed` (this session's results) or a complete saved run only when its identity equals
@@ -380,7 +375,7 @@ def reference_run(folder, runner, dataset: LabelledSet, spec: Preprocess, *, mod
             refused.append(f"{path.name} ({describe_differences(differences(saved, expected))})")
     bs = runner.batch_size or 8
     result = evaluate(runner, dataset, spec, bs, state_file=state_file_for(folder, expected, bs) if folder else None,
-                      resume=resume, progress=progress, model=model, identity=expected)
+                      resume=resume, progress=progress, model=model, identity=expected, inputs=inputs)
     if refused:
         result.notes.append("computed for this build; saved reference runs of other builds not used: "
                             + "; ".join(refused))

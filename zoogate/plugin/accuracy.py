@@ -24,6 +24,8 @@ import pytest
 
 from zoogate import baselines, cache
 from zoogate.accuracy import EvalResult, GeneratedSet, evaluate, label_generated_set, reference_run, refuse_other_builds, score_offline
+from zoogate.crop_cache import DEFAULT_MAX_GB
+from zoogate.input_pipeline import InputOptions
 from zoogate.partial_results import run_identity, state_file_for
 from zoogate.datasets import LabelledSet, open_dataset
 from zoogate.errors import ZoogateError
@@ -48,6 +50,7 @@ class AccuracyOptions:
     baseline_row: str | None
     models: tuple[str, ...] | None
     output_dtype: str | None = None
+    inputs: InputOptions = InputOptions()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "AccuracyOptions":
@@ -58,7 +61,17 @@ class AccuracyOptions:
         return cls(imagenet=config.getoption("--imagenet"), limit=config.getoption("--limit"),
                    resume=bool(config.getoption("--resume")), results=config.getoption("--results"),
                    labels=config.getoption("--labels"), baseline_row=config.getoption("--baseline-row"),
-                   models=models, output_dtype=config.getoption("--output-dtype"))
+                   models=models, output_dtype=config.getoption("--output-dtype"), inputs=input_options(config))
+
+
+def input_options(config: pytest.Config) -> InputOptions:
+    workers, max_gb = config.getoption("--workers"), config.getoption("--crop-cache-max-gb")
+    if workers is not None and workers < 0:
+        raise pytest.UsageError(f"--workers: expected 0 or more worker processes; got {workers}")
+    if max_gb is not None and not max_gb > 0:
+        raise pytest.UsageError(f"--crop-cache-max-gb: expected a size above 0 GB; got {max_gb:g}")
+    return InputOptions(workers=workers, crop_cache=not config.getoption("--no-crop-cache"),
+                        crop_cache_max_gb=DEFAULT_MAX_GB if max_gb is None else max_gb)
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +148,7 @@ class LiveEvaluations:
             try:
                 self._results[key] = evaluate(runner, dataset, spec, bs, state_file=state,
                                               resume=self.options.resume, progress=persist, model=model,
-                                              identity=identity)
+                                              identity=identity, inputs=self.options.inputs)
             except BuildMismatch:
                 raise                        # another build's partial results: the build_identity gate says so
             except ZoogateError as exc:      # e.g. a corrupt partial-results file: one line, no traceback
@@ -155,7 +168,8 @@ class LiveEvaluations:
         runner = self.reference_runner(model)
         try:
             result = reference_run(self.state_dir(), runner, dataset, baselines.model(model).preprocess,
-                                   model=model, resume=self.options.resume, computed=list(self._results.values()))
+                                   model=model, resume=self.options.resume, computed=list(self._results.values()),
+                                   inputs=self.options.inputs)
         except BuildMismatch:
             raise
         except ZoogateError as exc:          # a hand-edited saved reference run: one line, no traceback

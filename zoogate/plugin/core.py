@@ -55,10 +55,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--model-dir", default=None, metavar="DIR",
                 help="where compiled models live (inception_v4_bs4.om, VACC model prefixes)")
     g.addoption("--cache-dir", default=None, metavar="DIR",
-                help="cache for calibrated weights and ONNX exports (default $ZOOGATE_CACHE or ~/.cache/zoogate)")
+                help="cache for calibrated weights, ONNX exports and image crops (default $ZOOGATE_CACHE or ~/.cache/zoogate)")
     g.addoption("--imagenet", default=None, metavar="DIR",
                 help="ImageNet val folder (val/ + val_label.txt, or class folders) for live accuracy gates")
     g.addoption("--limit", type=int, default=None, metavar="N", help="evaluate a class-balanced subset of N images")
+    g.addoption("--workers", type=int, default=None, metavar="N",
+                help="input pipeline worker processes of live evaluation (default: usable cores - 1; 0: in-process)")
+    g.addoption("--no-crop-cache", action="store_true",
+                help="decode every image again instead of reusing cached uint8 crops of the same geometry")
+    g.addoption("--crop-cache-max-gb", type=float, default=None, metavar="GB",
+                help="bound of the crop cache under the cache folder (default 16; the oldest shards go first)")
     g.addoption("--resume", action="store_true", help="resume an interrupted live evaluation from its saved partials")
     g.addoption("--results", default=None, metavar="DIR", help="a device's result folder to score offline")
     g.addoption("--labels", default=None, metavar="FILE", help="label file for --results (val_label.txt format)")

@@ -328,6 +328,8 @@ class SessionReport:
             tr.write_line("")
         summary = gate_report.summarize(records)
         tr.write_line(gate_report.render_summary(summary), red=bool(summary[FAIL]), green=not summary[FAIL])
+        for warning in summary["warnings"]:
+            tr.write_line(f"warning: {warning}", yellow=True)
         for label, value in (("report", state.written), ("junit", state.junit), ("fps plot", state.plot),
                              ("host baseline saved", state.saved_baseline)):
             if value:

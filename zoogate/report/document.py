@@ -26,7 +26,13 @@ def summarize(records: Sequence[GateRecord]) -> dict:
         counts[r.status] += 1
         by_gate[r.gate][r.status] += 1
     return {"records": len(records), **counts, "by_gate": by_gate,
-            "gates_covered": [g for g in GATE_KINDS if sum(by_gate[g].values())]}
+            "gates_covered": [g for g in GATE_KINDS if sum(by_gate[g].values())],
+            "warnings": record_warnings(records)}
+
+
+def record_warnings(records: Sequence[GateRecord]) -> list[str]:
+    """Warnings the records carry (``details["warnings"]``, e.g. a host-bound live run), one per line, by record id."""
+    return [f"{r.id}: {w}" for r in records for w in (r.details.get("warnings") or [])]
 
 
 def build_report(records: Sequence[GateRecord], *, environment: dict | None = None, run: dict | None = None) -> dict:

@@ -11,6 +11,7 @@ from zoogate.report.document import GateReport
 COLUMNS = ("status", "gate", "check", "model", "runner", "bs", "measured", "baseline", "tolerance", "source",
            "reason")
 REASON_INDENT = "    -> "
+WARNING_INDENT = "    !! "
 _CAPS = {"check": 22, "model": 24, "runner": 18, "measured": 12, "baseline": 12, "tolerance": 28, "source": 34}
 
 
@@ -36,7 +37,8 @@ def render_table(records: Sequence[GateRecord], *, width: int | None = 160) -> s
     reason (wrapped to ``width``, never cut). ``width=None``: nothing cut or wrapped."""
     import textwrap
 
-    rows = [_row(r) for r in ordered(records)]
+    records = ordered(records)
+    rows = [_row(r) for r in records]
     if not rows:
         return "(no gate records)"
     fields = COLUMNS[:-1]
@@ -47,7 +49,7 @@ def render_table(records: Sequence[GateRecord], *, width: int | None = 160) -> s
     header = "  ".join(col.ljust(widths[col]) for col in fields).rstrip()
     lines = [header if width is None else _cut(header, width), REASON_INDENT + "reason",
              "-" * (len(header) if width is None else min(len(header), width))]
-    for row in rows:
+    for record, row in zip(records, rows):
         cells = [_cut(row[col], widths[col]).rjust(widths[col]) if col in ("bs", "measured", "baseline")
                  else _cut(row[col], widths[col]).ljust(widths[col]) for col in fields]
         line = "  ".join(cells).rstrip()
@@ -58,6 +60,10 @@ def render_table(records: Sequence[GateRecord], *, width: int | None = 160) -> s
         else:
             lines += textwrap.wrap(reason, width=width, initial_indent=REASON_INDENT,
                                    subsequent_indent=" " * len(REASON_INDENT), break_on_hyphens=False) or [REASON_INDENT]
+        for warning in record.details.get("warnings") or []:
+            text = f"warning: {warning}"
+            lines += [WARNING_INDENT + text] if width is None else textwrap.wrap(
+                text, width=width, initial_indent=WARNING_INDENT, subsequent_indent=" " * len(WARNING_INDENT))
     return "\n".join(lines)
 
 
@@ -68,8 +74,10 @@ def render_summary(summary: dict) -> str:
     parts = [f"{g} " + "/".join(str(count(c, s)) for s in STATUSES)
              for g, c in summary["by_gate"].items() if sum(c.values())]
     totals = ", ".join(f"{count(summary, s)} {s}" for s in STATUSES)
+    warnings = summary.get("warnings") or []
     return (f"{summary['records']} gate records: {totals}"
-            + (f"  ({'/'.join(STATUSES)} by gate: {', '.join(parts)})" if parts else ""))
+            + (f"  ({'/'.join(STATUSES)} by gate: {', '.join(parts)})" if parts else "")
+            + (f"; {len(warnings)} warning(s)" if warnings else ""))
 
 
 def render_report(report: GateReport, *, width: int | None = 160) -> str:
@@ -79,6 +87,9 @@ def render_report(report: GateReport, *, width: int | None = 160) -> str:
              f"host {env.get('host_id', '?')} ({env.get('devices', {}).get('cpu', '?')}); python {env.get('python', '?')}; "
              + ", ".join(f"{k} {v}" for k, v in pk.items() if v and k in ("torch", "timm", "onnxruntime", "onnx")),
              render_summary(report.summary), "", render_table(report.records, width=width)]
+    warnings = report.summary.get("warnings") or []
+    if warnings:
+        lines += ["", "warnings:"] + [f"  - {w}" for w in warnings]
     problems = report.run.get("problems") or []
     if problems:
         lines += ["", "run problems:"] + [f"  - {p}" for p in problems]
