@@ -254,7 +254,7 @@ def _fp16_floor(loaded, batch: np.ndarray, reference: np.ndarray):
     return compare(reference, rounded, FP16)
 
 
-def test_fp16_export_agrees_with_fp32_eager(fp16_model, zoo, eager_logits, covered, gate_log):
+def test_fp16_export_agrees_with_fp32_eager(fp16_model, zoo, eager_logits, covered, gate_log, bisect_dir):
     """fp16 variant (onnxruntime.transformers.float16, I/O kept float32) vs PyTorch eager fp32.
 
     On the CPU, ONNX Runtime has no float16 Conv/Gemm kernels on x86: it casts around them and
@@ -264,6 +264,7 @@ def test_fp16_export_agrees_with_fp32_eager(fp16_model, zoo, eager_logits, cover
     this model's calibrated weights cannot judge an fp16 build and the test skips with the numbers.
     """
     from zoogate import fp16
+    from zoogate.bisect import attach
 
     model_name = fp16_model
     loaded = zoo.model(model_name)
@@ -279,11 +280,13 @@ def test_fp16_export_agrees_with_fp32_eager(fp16_model, zoo, eager_logits, cover
             pytest.skip(f"{model_name}: calibrated weights are too sensitive for the fp16 gate: rounding them to "
                         f"float16 in PyTorch alone gives {floor.summary()}; pass --weights {model_name}=FILE "
                         "(a trained checkpoint) to gate the fp16 export")
-    half = fp16.convert(zoo.onnx(model_name, "torchscript"))
+    fp32_onnx = zoo.onnx(model_name, "torchscript")
+    half = fp16.convert(fp32_onnx)
     candidate = run_session(make_session(half, "ort_all"), batch)
-    gate_log(agreement_gate(model_name, "onnxruntime-fp16", 4, reference, candidate, FP16,
+    record = agreement_gate(model_name, "onnxruntime-fp16", 4, reference, candidate, FP16,
                             source=f"PyTorch eager fp32, weights {loaded.weights_id}: {loaded.origin}",
-                            names=("pytorch eager fp32", "onnxruntime fp16")))
+                            names=("pytorch eager fp32", "onnxruntime fp16"))
+    gate_log(attach(record, fp32_onnx, half, batch, precision=FP16, out_dir=bisect_dir))  # a failure names its node
 
 
 def test_selftest_fp16_overflow_is_caught(cheap, tmp_path):

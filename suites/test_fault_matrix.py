@@ -20,6 +20,12 @@ def test_fault_is_caught(fault):
         f"{fault.id} was judged by {record.gate}:{record.check}, expected {fault.gate}:{fault.check}\n"
         + record.explain())
     assert record.status == FAIL, f"planted fault {fault.id!r} was NOT caught:\n{record.explain()}"
+    planted = record.details.get("planted_node")
+    if planted is not None:             # a graph edit: the failure must name the exact node
+        found = record.details["bisect"]
+        named = {(found.get("first_divergence") or {}).get("node"), (found.get("inserted_node") or {}).get("node")}
+        assert planted in named, f"{fault.id}: bisect named {named - {None}}, the fault is at {planted!r}"
+        assert planted in record.reason
 
 
 WITH_CONTROL = [f for f in faults.FAULTS if f.control is not None]

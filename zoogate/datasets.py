@@ -27,6 +27,7 @@ from PIL import Image
 
 from zoogate import synthetic
 from zoogate.errors import ZoogateError
+from zoogate.files import split_entries
 from zoogate.images import IMAGE_SUFFIXES
 from zoogate.labelmap import LabelMap
 
@@ -213,19 +214,8 @@ def _scan(folder: Path) -> tuple[list[str], list[str]]:
         raise ZoogateError("permission denied", folder) from None
     except OSError as exc:
         raise ZoogateError(f"cannot list folder: {exc.strerror}", folder) from None
-    images, dirs = [], []
-    for e in entries:
-        if e.name.startswith("."):
-            continue
-        try:
-            is_file, is_dir = e.is_file(), e.is_dir()
-        except OSError as exc:          # a symbolic link loop (ELOOP), or an entry we may not stat
-            raise ZoogateError(f"cannot tell what this entry is: {exc.strerror} (a symbolic link loop?)",
-                               e.path) from None
-        if is_file and _is_image(e.name):
-            images.append(e.name)
-        elif is_dir:
-            dirs.append(e.name)
+    files, dirs = split_entries(entries)
+    images = [name for name in files if _is_image(name)]
     return sorted(images), sorted(dirs)
 
 

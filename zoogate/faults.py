@@ -24,6 +24,7 @@ import numpy as np
 from hardware import registry
 from zoogate import baselines
 from zoogate.faults_primary import PREPROCESS_MODEL, PRIMARY, PrimaryModel, fp32_agreement, primary_onnx  # noqa: F401
+from zoogate.faults_bisect import fp16_layer_overflow, perturbed_conv, perturbed_middle_conv, transposed_reshape
 from zoogate.faults_reuse import reference_of_other_weights, resumed_from_another_build
 from zoogate.planted_runners import (BatchMateRunner, CachingRunner, NHWCAsNCHWRunner,
                                     PlantedRunner, SlowedRunner, TailDroppingRunner)
@@ -115,16 +116,8 @@ def nhwc_fed_as_nchw() -> GateRecord:
 
 
 def perturbed_onnx_weight() -> GateRecord:
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(PrimaryModel.onnx()))
-    conv_weights = {n.input[1] for n in model.graph.node if n.op_type == "Conv"}
-    init = next(i for i in model.graph.initializer if i.name in conv_weights)
-    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.01), init.name))
-    path = Path(tempfile.mkdtemp(prefix="zoogate-fault-")) / "perturbed.onnx"
-    onnx.save(model, str(path))
-    return fp32_agreement(PrimaryModel.ort_runner(4, path), "onnxruntime+1%-weight")
+    """The first conv's weights x 1.01 in the ONNX graph; bisect names that conv."""
+    return perturbed_conv(0)
 
 
 def fp16_overflow(head_scale: float = 3e4) -> GateRecord:
@@ -246,6 +239,12 @@ FAULTS: tuple[Fault, ...] = (
           perturbed_onnx_weight, healthy_agreement),
     Fault("fp16-overflow", "a logit beyond float16 range (65504) in an fp16 build", "agreement", "logits",
           fp16_overflow, lambda: fp16_overflow(head_scale=1.0)),
+    Fault("perturbed-middle-conv", "one conv weight in the middle of the graph perturbed by 1 % (bisect names it)",
+          "agreement", "logits", perturbed_middle_conv, lambda: perturbed_middle_conv(1.0)),
+    Fault("fp16-layer-overflow", "a middle layer's activations beyond float16 range (bisect names the first Inf)",
+          "agreement", "logits", fp16_layer_overflow, lambda: fp16_layer_overflow(1.0)),
+    Fault("transposed-reshape", "NHWC reinterpreted as NCHW by a reshape inserted in the graph (bisect names it)",
+          "agreement", "logits", transposed_reshape, lambda: transposed_reshape(False)),
     Fault("drops-partial-batch", "static-batch runner that drops the last partial batch", "agreement",
           "partial_batch", drops_partial_batch, lambda: drops_partial_batch(PlantedRunner)),
     Fault("batch-mate-dependence", "logits that depend on batch-mates (BatchNorm in training mode)", "agreement",

@@ -19,6 +19,7 @@ import numpy as np
 
 from zoogate import results_ais
 from zoogate.errors import ZoogateError
+from zoogate.files import read_text, split_entries
 from zoogate.labelmap import first_dot, first_dot_collision, first_dot_index
 
 FORMATS = ("txt", "bin", "npy", "npz")
@@ -120,19 +121,7 @@ def _scan(folder: Path) -> tuple[list[str], list[str]]:
                            folder) from None
     except OSError as exc:
         raise ZoogateError(f"cannot list result folder: {exc.strerror}", folder) from None
-    files, dirs = [], []
-    for e in entries:
-        if e.name.startswith("."):
-            continue
-        try:
-            is_file, is_dir = e.is_file(), e.is_dir()
-        except OSError as exc:          # a symbolic link loop (ELOOP), or an entry we may not stat
-            raise ZoogateError(f"cannot tell what this entry is: {exc.strerror} (a symbolic link loop?)",
-                               e.path) from None
-        if is_file:
-            files.append(e.name)
-        elif is_dir:
-            dirs.append(e.name)
+    files, dirs = split_entries(entries)
     return sorted(files), sorted(dirs)
 
 
@@ -196,12 +185,7 @@ def _pick_format(folder: Path, files: list[str], fmt: str, keys: _Keys) -> str:
 def read_datalist(path: str | os.PathLike) -> list[str]:
     """Image stems of a vamp datalist / order file: one path or name per line, in order."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ZoogateError("datalist not found", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZoogateError(f"cannot read datalist: {exc}", path) from None
+    text = read_text(path, "datalist", encoding="utf-8-sig")
     stems = []
     seen: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):

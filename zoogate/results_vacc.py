@@ -31,6 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from zoogate.errors import ZoogateError
+from zoogate.files import read_text
 from zoogate.metrics import IMAGENET_CLASSES, TOPK, TopkCounter
 from zoogate.vendor_writers import RELAY_TOPK
 
@@ -62,14 +63,7 @@ def imagenet_info() -> tuple[list[str], dict[str, str]]:
 def read_class_list(path: str | os.PathLike) -> list[str]:
     """A model zoo class list (imagenet.txt): one class name per line, 0-based line = class index."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ZoogateError("class list not found", path) from None
-    except IsADirectoryError:
-        raise ZoogateError("is a directory, expected a class list (imagenet.txt)", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZoogateError(f"cannot read class list: {exc}", path) from None
+    text = read_text(path, "class list (imagenet.txt)")
     names = [line.strip() for line in text.splitlines()]
     if len(names) != IMAGENET_CLASSES:
         raise ZoogateError(f"{len(names)} class names: expected {IMAGENET_CLASSES}, one per line "

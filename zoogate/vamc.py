@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from zoogate.errors import ZoogateError
+from zoogate.files import read_text
 
 # model zoo build names (without the _fp16 / _int8 suffix) -> registry model
 BUILD_MODELS = {
@@ -138,12 +139,7 @@ def load_build_config(path: str | os.PathLike) -> BuildConfig:
     import yaml
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ZoogateError("build config not found", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZoogateError(f"cannot read the build config: {exc}", path) from None
+    text = read_text(path, "build config")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

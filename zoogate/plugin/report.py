@@ -356,3 +356,11 @@ def host_baseline(request: pytest.FixtureRequest):
     if not name:
         return None
     return throughput.load_host_baseline(name)
+
+
+@pytest.fixture(scope="session")
+def bisect_dir(request: pytest.FixtureRequest) -> Path:
+    """Where bisect profiles of failed agreement gates go: ``bisect/`` beside the gate report."""
+    state = request.config.stash.get(_STATE, None)
+    base = state.path.parent if state is not None else request.config.rootpath / gate_report.DEFAULT_PATH.parent
+    return base / "bisect"
