@@ -11,6 +11,7 @@ from hardware import registry
 from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.record import FAIL, INCONCLUSIVE, SKIP, GateRecord
+from zoogate.plugin._devices import placement
 
 MAX_BATCH_SIZE = "max_batch_size"         # tolerance naming the largest --bs
 
@@ -74,6 +75,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="baseline row a run claims (reference, ascend-310p3, gpu-v100, ...)")
     g.addoption("--gate-report", default=None, metavar="PATH",
                 help="write the gate report JSON here (default reports/gate-report.json)")
+    g.addoption("--gate-report-html", default=None, metavar="PATH",
+                help="also write the gate report as one self-contained HTML page (matrix, failures, fps plot)")
     g.addoption("--save-baseline", default=None, metavar="NAME", help="record measured fps floors under NAME")
     g.addoption("--compare-baseline", default=None, metavar="NAME", help="fail on fps regressions against NAME")
     g.addoption("--require", action="append", default=[], metavar="RUNNER",
@@ -146,6 +149,10 @@ def gate_log(request: pytest.FixtureRequest):
 
     def log(record: GateRecord) -> GateRecord:
         record.details.setdefault("nodeid", request.node.nodeid)
+        where = placement(request.config)
+        if where.worker is not None or request.config.getoption("--devices") is not None:
+            record.details.setdefault("worker", where.worker or "main")
+            record.details.setdefault("device", where.device)
         request.config.zoogate_records.append(record)
         request.node.stash[LOGGED] = request.node.stash.get(LOGGED, 0) + 1
         if record.status == FAIL:

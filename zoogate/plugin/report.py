@@ -49,6 +49,7 @@ class ReportState:
     sent: int = 0                      # records already forwarded (xdist worker)
     written: Path | None = None
     plot: Path | None = None
+    html: Path | None = None
     saved_baseline: Path | None = None
     enabled: bool = True
 
@@ -314,6 +315,15 @@ class SessionReport:
             state.problems.append(str(exc))
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        page = config.getoption("--gate-report-html")
+        if page and state.written:
+            from zoogate.report.html import write_html
+
+            try:
+                state.html = write_html([gate_report.parse_report(doc, state.written)],
+                                        config.invocation_params.dir / page)
+            except OSError as exc:
+                state.problems.append(f"--gate-report-html {page}: {exc.strerror or exc}")
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
         state = self.state
@@ -331,6 +341,7 @@ class SessionReport:
         for warning in summary["warnings"]:
             tr.write_line(f"warning: {warning}", yellow=True)
         for label, value in (("report", state.written), ("junit", state.junit), ("fps plot", state.plot),
+                             ("html", state.html),
                              ("host baseline saved", state.saved_baseline)):
             if value:
                 tr.write_line(f"{label}: {value}")

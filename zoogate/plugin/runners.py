@@ -34,6 +34,7 @@ from hardware.artifacts import ArtifactMissing, ArtifactRequest
 from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.plugin._params import explicitly_parametrized
+from zoogate.plugin._devices import placement
 
 MARK = "runner_cases"
 DEFAULT_BS = (1, 4)              # runner tests on the CPU when --bs is not given
@@ -173,7 +174,7 @@ class RunnerLoader:
 
     def __init__(self, config: pytest.Config, zoo) -> None:
         self.config, self.zoo = config, zoo
-        self.device_id = config.getoption("--device-id")
+        self.device_id = placement(config).device          # --devices under xdist, else --device-id
         self.model_dir = config.getoption("--model-dir")
         self._cli_options = {s.name: s.options for s in runner_specs(config)}
         self._loaded: OrderedDict = OrderedDict()

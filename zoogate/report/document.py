@@ -128,9 +128,12 @@ def parse_report(data: Any, where: str | os.PathLike | None = None) -> GateRepor
     for key in ("run", "environment"):
         if not isinstance(data.get(key, {}), dict):
             raise ZoogateError(f"{key}: expected an object", where)
+    conflicts = (data.get("summary") or {}).get("conflicts") or [] if isinstance(data.get("summary"), dict) else []
+    if not isinstance(conflicts, list) or not all(isinstance(c, str) for c in conflicts):
+        raise ZoogateError("summary.conflicts: expected a list of strings", where)
     return GateReport(path=Path(where) if where else None, created=str(data.get("created", "?")),
                       run=data.get("run", {}), environment=data.get("environment", {}), records=records,
-                      summary=summarize(records))
+                      summary={**summarize(records), "conflicts": conflicts})
 
 
 def load_report(path: str | os.PathLike) -> GateReport:

@@ -1,0 +1,56 @@
+"""Device pinning under pytest-xdist (zoogate.plugin.devices): each worker on its own device, one report
+holding exactly the serial run's records, more workers than devices a usage error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zoogate.plugin._devices import parse_devices
+
+ROOT = Path(__file__).resolve().parents[1]
+SELECTION = ["suites/test_runner_contract.py", "-k",
+             "iresnet50 and onnxruntime and not cuda and (determinism or agreement_with_eager)"]
+
+
+def test_device_lists():
+    assert parse_devices("0-3") == [0, 1, 2, 3]
+    assert parse_devices("0,2,5") == [0, 2, 5]
+    assert parse_devices("1-2,2,4") == [1, 2, 4]
+    for bad in ("x", "3-1", "-1", "0,,1"):
+        with pytest.raises(pytest.UsageError, match="--devices"):
+            parse_devices(bad)
+
+
+def _pytest(tmp_path, name: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    report = tmp_path / f"{name}.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONDONTWRITEBYTECODE"))}
+    res = subprocess.run([sys.executable, "-m", "pytest", "-m", "not npu", "-p", "no:randomly", "-q", *SELECTION,
+                          "--gate-report", str(report), *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    return res, (json.loads(report.read_text()) if report.is_file() else {})
+
+
+def test_two_workers_on_two_devices_give_the_serial_records(tmp_path):
+    serial, one = _pytest(tmp_path, "serial")
+    assert serial.returncode == 0, serial.stdout[-2000:]
+    pinned, two = _pytest(tmp_path, "pinned", "-n", "2", "--devices", "0,1")
+    assert pinned.returncode == 0, pinned.stdout[-2000:]
+
+    def records(doc):
+        return sorted((r["details"]["nodeid"], r["gate"], r["check"], r["status"]) for r in doc["records"])
+
+    assert records(two) == records(one) and len(records(one)) >= 4
+    assert {(r["details"]["worker"], r["details"]["device"]) for r in two["records"]} == {("gw0", 0), ("gw1", 1)}
+    assert all("device" not in r["details"] for r in one["records"])        # serial, no --devices: as before
+
+
+def test_more_workers_than_devices_is_a_usage_error(tmp_path):
+    res, _ = _pytest(tmp_path, "too-many", "-n", "3", "--devices", "0,1", "--collect-only")
+    assert res.returncode == 4, res.stdout[-1500:] + res.stderr[-1500:]
+    assert "3 xdist workers but 2 device(s)" in res.stderr
