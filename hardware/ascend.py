@@ -26,6 +26,7 @@ import functools
 import glob
 import importlib.util
 import os
+import re
 import shutil
 
 import numpy as np
@@ -63,8 +64,14 @@ def ais_bench() -> tuple[bool, str]:
     return True, "ais_bench"
 
 
+def cards() -> list[int]:
+    """Chip indices from the /dev/davinci<N> nodes (davinci_manager is not a chip)."""
+    return sorted(int(m.group(1)) for p in glob.glob("/dev/davinci*") if (m := re.fullmatch(r".*davinci(\d+)", p)))
+
+
 # detect through the module attribute, so a test that stands in for the device patches one name
-ASCEND = Marker("ascend", "needs a Huawei Ascend NPU with CANN and ais_bench", detect=lambda: device(), npu=True)
+ASCEND = Marker("ascend", "needs a Huawei Ascend NPU with CANN and ais_bench", detect=lambda: device(), npu=True,
+                cards=lambda: cards())
 
 
 def _numpy_dtype(datatype, path: str):

@@ -171,6 +171,7 @@ class Marker:
     ``detect()`` returns (True, what was found) or (False, what is missing and how to provide it); tests
     with the marker skip with that reason. ``npu``: an accelerator card, so its tests also carry ``npu``
     and ``-m "not npu"`` leaves them out. ``device``: the hardware's name in the report's device list.
+    ``cards``: the card indices present, what ``pytest -m <marker> -n N`` spreads its workers over.
     """
 
     name: str
@@ -178,6 +179,7 @@ class Marker:
     detect: Callable[[], tuple[bool, str]]
     npu: bool = False
     device: str = ""
+    cards: Callable[[], list[int]] | None = None     # indices of the cards present (xdist --devices default)
 
     @property
     def device_name(self) -> str:

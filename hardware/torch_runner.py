@@ -27,7 +27,13 @@ def cuda() -> tuple[bool, str]:
     return True, f"CUDA: {torch.cuda.get_device_name(0)}"
 
 
-GPU = Marker("gpu", "needs a CUDA GPU", detect=lambda: cuda(), device="cuda")
+def cuda_cards() -> list[int]:
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+GPU = Marker("gpu", "needs a CUDA GPU", detect=lambda: cuda(), device="cuda", cards=lambda: cuda_cards())
 
 
 def _module_of(artifact):

@@ -39,6 +39,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -68,8 +69,14 @@ def device() -> tuple[bool, str]:
     return True, f"VACC: {smi or nodes[0]}"
 
 
+def cards() -> list[int]:
+    """Card indices from the /dev/vastai<N> nodes."""
+    return sorted(int(m.group(1)) for p in glob.glob("/dev/vastai*") if (m := re.fullmatch(r".*vastai(\d+)", p)))
+
+
 # detect through the module attribute, so a test that stands in for the device patches one name
-VACC = Marker("vacc", "needs a Vastai VACC card with VastStreamX", detect=lambda: device(), npu=True)
+VACC = Marker("vacc", "needs a Vastai VACC card with VastStreamX", detect=lambda: device(), npu=True,
+              cards=lambda: cards())
 
 
 def to_chw_uint8(image) -> np.ndarray:

@@ -54,3 +54,22 @@ def test_more_workers_than_devices_is_a_usage_error(tmp_path):
     res, _ = _pytest(tmp_path, "too-many", "-n", "3", "--devices", "0,1", "--collect-only")
     assert res.returncode == 4, res.stdout[-1500:] + res.stderr[-1500:]
     assert "3 xdist workers but 2 device(s)" in res.stderr
+
+
+def test_default_devices_are_the_cards_the_backend_detects(monkeypatch):
+    import hardware.ascend as ascend
+    from zoogate.plugin.devices import default_devices
+
+    class Config:
+        def __init__(self, markexpr):
+            self.markexpr = markexpr
+
+        def getoption(self, name):
+            return self.markexpr
+
+    monkeypatch.setattr(ascend, "device", lambda: (True, "Ascend: two chips (test)"))
+    monkeypatch.setattr(ascend, "cards", lambda: [0, 1])
+    assert default_devices(Config("ascend")) == ([0, 1], "every ascend card detected")
+    assert default_devices(Config("not npu"))[0] is None           # a CPU run is never spread over cards
+    monkeypatch.setattr(ascend, "cards", lambda: [])
+    assert default_devices(Config("ascend"))[0] is None

@@ -32,7 +32,7 @@ def _host_report(tmp_path, host: str, agreement: str) -> Path:
                _rec("accuracy", "top1", "iresnet50", INCONCLUSIVE, runner="torch", bs=8, measured=79.0),
                _rec("architecture", "params_m", "iresnet50", PASS, runner="-", bs=None),
                _rec("throughput", "fps_floor", "iresnet50", SKIP, bs=1, measured=20.0,
-                    details={"measurement": {"fps": 20.0}}),
+                    details={"measurement": {"fps": 20.0}, "device": 1}),
                _rec("throughput", "fps_floor", "iresnet50", SKIP, bs=8, measured=31.0,
                     details={"measurement": {"fps": 31.0}})]
     doc = build_report(records, environment={"host_id": host, "devices": {"cpu": f"{host} cpu"}}, run={"problems": []})
@@ -44,7 +44,7 @@ class _Cells(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cells, self.failures, self.images, self.verdict = [], [], [], None
+        self.cells, self.failures, self.images, self.verdict, self.fps_devices = [], [], [], None, []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -56,6 +56,8 @@ class _Cells(HTMLParser):
             self.images.append(a.get("src", "")[:22])
         if a.get("id") == "verdict":
             self.verdict = a.get("data-verdict")
+        if tag == "tr" and "data-device" in a:
+            self.fps_devices.append(a["data-device"])
 
 
 def _parse(page: str) -> _Cells:
@@ -109,6 +111,7 @@ def test_page_holds_the_matrix_the_failures_and_the_plot(merged):
     assert cells.verdict == "FAIL"
     assert ("agreement:logits:iresnet50-onnxruntime-bs4", FAIL) in cells.failures
     assert cells.images == ["data:image/png;base64,"]
+    assert sorted(cells.fps_devices) == ["-", "-", "1", "1"]          # fps per host and device
     single = _parse(render_html([load_report(_host_report(page.parent, "host-a", PASS))]))
     assert single.verdict == "INCONCLUSIVE" and ("iresnet50", "host-a", "onnxruntime", "agreement", PASS) in single.cells
 

@@ -1,7 +1,9 @@
 """pytest plugin: device pinning under pytest-xdist.
 
 ``pytest -n 8 --devices 0-7``: worker gwN takes the N-th device of the list, and every runner it loads goes
-to that device; without ``-n`` the first one, and without ``--devices`` ``--device-id`` as before. More
+to that device; without ``-n`` the first one. Without ``--devices``, ``pytest -m ascend -n 8`` spreads the
+workers over every card of that hardware its backend detects (Marker.cards); otherwise ``--device-id``
+as before. More
 workers than devices is a usage error. Each gate record names its worker and device
 (``details.worker``, ``details.device``), and the xdist controller's report holds every worker's records.
 """
@@ -18,7 +20,8 @@ from zoogate.plugin._devices import PLACEMENT, Placement, parse_devices
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("zoogate").addoption(
         "--devices", default=None, metavar="LIST",
-        help="cards for xdist workers, e.g. 0-7 or 0,2,3: worker gwN uses the N-th (default: --device-id for all)")
+        help="cards for xdist workers, e.g. 0-7 or 0,2,3: worker gwN uses the N-th (default with -m <hardware> -n N: "
+             "every card of that hardware detected; else --device-id)")
 
 
 def _workers(config: pytest.Config) -> int:
@@ -28,16 +31,34 @@ def _workers(config: pytest.Config) -> int:
     return n if isinstance(n, int) else (os.cpu_count() or 1) if n in ("auto", "logical") else 1
 
 
+def default_devices(config: pytest.Config) -> tuple[list[int] | None, str]:
+    """Every card of the hardware ``-m`` names (``pytest -m ascend -n 8``), detected by its backend; None
+    when -m names no single hardware marker or its backend finds no card."""
+    from hardware import registry
+
+    marker = registry.markers().get((config.getoption("markexpr") or "").strip())
+    if marker is None or marker.cards is None:
+        return None, ""
+    ok, _ = marker.detect()
+    cards = marker.cards() if ok else []
+    return (cards or None), f"every {marker.name} card detected"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     spec = config.getoption("--devices")
-    if spec is None:
+    workers = _workers(config)
+    if spec is not None:
+        devices, source = parse_devices(spec), f"--devices {spec}"
+    elif workers > 1:
+        devices, source = default_devices(config)
+    else:
+        devices = None
+    if devices is None:
         config.stash[PLACEMENT] = Placement(worker, config.getoption("--device-id"))
         return
-    devices = parse_devices(spec)
-    workers = _workers(config)
     if workers > len(devices):
-        raise pytest.UsageError(f"--devices {spec}: {workers} xdist workers but {len(devices)} device(s); give one "
+        raise pytest.UsageError(f"{source}: {workers} xdist workers but {len(devices)} device(s); give one "
                                 f"device per worker (-n {len(devices)}) or more devices")
     index = int(worker[2:]) if worker and worker.startswith("gw") and worker[2:].isdigit() else 0
     config.stash[PLACEMENT] = Placement(worker, devices[index])

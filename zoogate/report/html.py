@@ -2,8 +2,8 @@
 
 The page holds: the verdict; a matrix of model x (host, runner) x gate kind, each cell coloured by the worst
 status of its records (FAIL, INCONCLUSIVE, PASS, SKIP) and naming the counts; every failing and inconclusive
-record expanded with its explanation and numbers; the fps-vs-batch-size plot (matplotlib, embedded as a
-PNG data URI); and the environment of each host. No script, no external file: it opens from disk or an
+record expanded with its explanation and numbers; the measured fps per host and device; the
+fps-vs-batch-size plot (matplotlib, embedded as a PNG data URI); and the environment of each host. No script, no external file: it opens from disk or an
 attachment. Cells carry ``data-model``, ``data-runner``, ``data-host``, ``data-gate`` and ``data-status``
 so a browser test reads the matrix from the DOM.
 """
@@ -92,6 +92,17 @@ def render_html(reports: Sequence[GateReport], *, title: str = "zoogate release 
     for host, r in failing:
         out.append(f"<details open class='failure' data-record='{e(r.id)}' data-status='{r.status}'><summary>"
                    f"<b>{r.status.upper()}</b> {e(r.id)} on {e(host)}</summary><pre>{e(r.explain())}</pre></details>")
+    fps_rows = [(h, r) for h, r in hosted if r.gate == "throughput" and r.check == "fps_floor"
+                and isinstance(r.measured, (int, float))]
+    if fps_rows:
+        out.append("<h2>Throughput by device</h2><table id='fps-by-device'><tr><th>model</th><th>runner</th>"
+                   "<th>bs</th><th>host</th><th>device</th><th>img/s</th><th>status</th></tr>")
+        for h, r in sorted(fps_rows, key=lambda hr: (hr[1].model, hr[1].runner, hr[1].bs or 0, hr[0])):
+            device = r.details.get("device", "-")
+            out.append(f"<tr data-device='{e(str(device))}'><td>{e(r.model)}</td><td>{e(r.runner)}</td>"
+                       f"<td>{r.bs}</td><td>{e(h)}</td><td>{e(str(device))}</td><td>{r.measured:.1f}</td>"
+                       f"<td class='{r.status}'>{r.status.upper()}</td></tr>")
+        out.append("</table>")
     uri = _plot_uri([r for _, r in hosted])
     out.append("<h2>Throughput</h2>" + (f"<img id='fps-plot' alt='fps vs batch size' src='{uri}'>" if uri
                                          else "<p>no throughput records</p>"))
