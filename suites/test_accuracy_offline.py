@@ -91,3 +91,29 @@ def test_offline_scoring_glue_passes_the_output_dtype(tmp_path):
                               baseline_row=None, models=("inception_v4_1001",), output_dtype="fp16")
     with pytest.raises(pytest.fail.Exception, match=r"4004 bytes is no output of fp16 .* expected 2000 or 2002"):
         OfflineScoring(options).get()
+
+
+def test_a_documented_regression_row_can_never_pass(tmp_path, capsys):
+    """VastModelZOO's int8 inception_v4 row (top-1 16.368, 20 % of the model's 80.162) is flagged in
+    `zoogate models` and refused as the baseline a result folder claims, even by results that beat it."""
+    import json
+
+    from zoogate import baselines, cli
+
+    mb = baselines.model("inception_v4")
+    assert "documented regression" in mb.documented_regression(mb.row("vacc-int8"))
+    assert mb.documented_regression(mb.row("vacc-fp16")) is None            # 79.998: 99.8 % of the reference
+    assert cli.main(["models", "--json", "--no-measure"]) == 0
+    listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    assert [d["row"] for d in listed["inception_v4"]["documented_regressions"]] == ["vacc-int8"]
+    rng = np.random.default_rng(3)
+    stems = [f"ILSVRC2012_val_{i:08d}" for i in range(1, 101)]
+    labels = rng.integers(0, 1000, len(stems))
+    logits = rng.standard_normal((len(stems), 1000)).astype(np.float32)
+    logits[np.arange(30), labels[:30]] = 25.0                               # 30 % top-1: above 16.368
+    folder = write_ais_bench(tmp_path / "result", stems, logits, "txt")
+    label_file = write_label_file(tmp_path / "val_label.txt", [(f"{s}.JPEG", int(l)) for s, l in zip(stems, labels)])
+    code = cli.main(["score", "--model", "inception_v4", "--results", str(folder), "--labels", str(label_file),
+                     "--baseline-row", "vacc-int8"])
+    err = capsys.readouterr().err
+    assert code == 2 and "documented regression" in err and "never be the passing baseline" in err

@@ -134,6 +134,19 @@ class ModelBaseline:
         """PaddleClas / MindSpore models: only a user's ONNX file can stand for them."""
         return self.builder == "onnx"
 
+    def documented_regression(self, r: HardwareRow) -> str | None:
+        """Why a documented device row is a documented regression: its top-1 below reference_agreement_top1
+        (MLPerf's 99 %) of the model's reference row. None when it is not, or nothing can be compared."""
+        ref = self.row(None)
+        if r.id == ref.id or r.informational or r.top1 is None or not ref.top1:
+            return None
+        floor = tolerance("reference_agreement_top1").value
+        ratio = r.top1 / ref.top1
+        if ratio >= floor:
+            return None
+        return (f"row {r.id} documents top-1 {r.top1:g}, {ratio:.1%} of the reference row {ref.id}'s {ref.top1:g} "
+                f"(below {floor:.0%}): a documented regression")
+
     def row(self, row_id: str | None) -> HardwareRow:
         """The documented row a run claims; None or 'reference' = the model's own table row."""
         if row_id in (None, "reference"):

@@ -20,6 +20,8 @@ def _rows(measure: bool) -> list[dict]:
             "top5": mb.top5 if mb.top5 is not None else mb.row(None).top5,
             "params_m": mb.params_m, "gflops": mb.gflops, "measured_params_m": measured,
             "preprocess": mb.preprocess.describe(), "rows": [r.id for r in mb.rows],
+            "documented_regressions": [{"row": r.id, "top1": r.top1, "why": why} for r in mb.rows
+                                       if (why := mb.documented_regression(r))],
         })
     return rows
 
@@ -27,8 +29,11 @@ def _rows(measure: bool) -> list[dict]:
 def _table(rows: list[dict]) -> str:
     cols = [("name", "model"), ("input_size", "px"), ("num_classes", "classes"), ("top1", "top1"),
             ("top5", "top5"), ("params_m", "params M"), ("measured_params_m", "measured M"),
-            ("gflops", "GFLOPs"), ("builder", "builder"), ("source", "source")]
+            ("gflops", "GFLOPs"), ("regressions", "documented regressions (< 99 % of the reference top-1)"),
+            ("builder", "builder"), ("source", "source")]
     cell = lambda v: "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    for r in rows:
+        r["regressions"] = ", ".join(f"{d['row']} ({d['top1']:g})" for d in r["documented_regressions"]) or None
     body = [[cell(r[k]) for k, _ in cols] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, (_, h) in enumerate(cols)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()

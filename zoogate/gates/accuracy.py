@@ -50,6 +50,10 @@ def documented_gate(model: str, summary: AccuracySummary, check: str = "top1", r
     k = 1 if check == "top1" else 5
     mb = baselines.model(model)
     r = mb.row(row)
+    regression = mb.documented_regression(r)
+    if regression:
+        raise ZoogateError(f"{regression}, which can never be the passing baseline; claim the reference row or "
+                           "another device row", mb.file)
     documented = r.top1 if k == 1 else r.top5
     tol = baselines.tolerance(f"{check}_abs_pp")
     confidence = baselines.tolerance("wilson_confidence").value
