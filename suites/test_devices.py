@@ -73,3 +73,13 @@ def test_default_devices_are_the_cards_the_backend_detects(monkeypatch):
     assert default_devices(Config("not npu"))[0] is None           # a CPU run is never spread over cards
     monkeypatch.setattr(ascend, "cards", lambda: [])
     assert default_devices(Config("ascend"))[0] is None
+
+
+def test_tests_are_scheduled_by_runner_case():
+    from zoogate.plugin.devices import runner_case_scope
+
+    a = runner_case_scope("suites/test_runner_contract.py::test_determinism[iresnet50-onnxruntime-bs4]")
+    b = runner_case_scope("suites/test_runner_contract.py::test_agreement_with_eager[iresnet50-onnxruntime-bs4]")
+    c = runner_case_scope("suites/test_agreement.py::test_x[iresnet50-onnxruntime-bs1-ort_all]")
+    assert a == b == "iresnet50-onnxruntime-bs4" and c == "iresnet50-onnxruntime-bs1"
+    assert runner_case_scope("suites/test_calib.py::test_per_class_gives_every_class") == "suites/test_calib.py"

@@ -3,14 +3,14 @@
 ``pytest -n 8 --devices 0-7``: worker gwN takes the N-th device of the list, and every runner it loads goes
 to that device; without ``-n`` the first one. Without ``--devices``, ``pytest -m ascend -n 8`` spreads the
 workers over every card of that hardware its backend detects (Marker.cards); otherwise ``--device-id``
-as before. More
-workers than devices is a usage error. Each gate record names its worker and device
+as before. More workers than devices is a usage error. With devices pinned, tests are scheduled by runner
+case, so each worker loads a compiled model once. Each gate record names its worker and device
 (``details.worker``, ``details.device``), and the xdist controller's report holds every worker's records.
 """
-
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -62,3 +62,29 @@ def pytest_configure(config: pytest.Config) -> None:
                                 f"device per worker (-n {len(devices)}) or more devices")
     index = int(worker[2:]) if worker and worker.startswith("gw") and worker[2:].isdigit() else 0
     config.stash[PLACEMENT] = Placement(worker, devices[index])
+
+
+_CASE = re.compile(r"\[(?P<case>[^\]]*?-bs\d+)")     # the runner case of a test id: model-runner-bsN
+
+
+def runner_case_scope(nodeid: str) -> str:
+    """The group a test is scheduled in: its runner case (model, runner, batch size), so one worker loads each
+    compiled model once; a test without one goes with its module."""
+    m = _CASE.search(nodeid)
+    return m["case"] if m else nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """With devices pinned, schedule by runner case (xdist's LoadScopeScheduling with our scope): test ids are
+    unchanged, unlike ``--dist loadgroup``."""
+    if getattr(config.option, "dist", "load") != "load" or config.stash.get(PLACEMENT, None) is None:
+        return None
+    if config.getoption("--devices") is None and default_devices(config)[0] is None:
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByRunnerCase(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return runner_case_scope(nodeid)
+
+    return ByRunnerCase(config, log)
