@@ -7,6 +7,7 @@ as before. More workers than devices is a usage error. With devices pinned, test
 case, so each worker loads a compiled model once. Each gate record names its worker and device
 (``details.worker``, ``details.device``), and the xdist controller's report holds every worker's records.
 """
+
 from __future__ import annotations
 
 import os
