@@ -83,3 +83,10 @@ def test_tests_are_scheduled_by_runner_case():
     c = runner_case_scope("suites/test_agreement.py::test_x[iresnet50-onnxruntime-bs1-ort_all]")
     assert a == b == "iresnet50-onnxruntime-bs4" and c == "iresnet50-onnxruntime-bs1"
     assert runner_case_scope("suites/test_calib.py::test_per_class_gives_every_class") == "suites/test_calib.py"
+
+
+def test_the_suite_starts_without_xdist():
+    """The scheduling hook is xdist's: with xdist disabled (-p no:xdist) pytest must still start."""
+    res = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "--collect-only", "-q",
+                          "suites/test_calib.py"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]

@@ -75,6 +75,7 @@ def runner_case_scope(nodeid: str) -> str:
     return m["case"] if m else nodeid.split("::", 1)[0]
 
 
+@pytest.hookimpl(optionalhook=True)          # an xdist hook: pytest -p no:xdist must still start
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """With devices pinned, schedule by runner case (xdist's LoadScopeScheduling with our scope): test ids are
     unchanged, unlike ``--dist loadgroup``."""
