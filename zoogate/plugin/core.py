@@ -12,6 +12,7 @@ from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.record import FAIL, INCONCLUSIVE, SKIP, GateRecord
 from zoogate.plugin._devices import placement
+from zoogate.plugin._state import BATCH_SIZES, RECORDS
 
 MAX_BATCH_SIZE = "max_batch_size"         # tolerance naming the largest --bs
 
@@ -105,8 +106,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in markers().items():
         config.addinivalue_line("markers", f"{name}: {text}")
     bs = config.getoption("--bs")
-    config.zoogate_bs = _bs_list(bs) if bs else None
-    config.zoogate_records = []      # GateRecords logged by tests, in order
+    config.stash[BATCH_SIZES] = _bs_list(bs) if bs else None
+    config.stash[RECORDS] = []       # GateRecords logged by tests, in order
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -153,7 +154,7 @@ def gate_log(request: pytest.FixtureRequest):
         if where.worker is not None or request.config.getoption("--devices") is not None:
             record.details.setdefault("worker", where.worker or "main")
             record.details.setdefault("device", where.device)
-        request.config.zoogate_records.append(record)
+        request.config.stash[RECORDS].append(record)
         request.node.stash[LOGGED] = request.node.stash.get(LOGGED, 0) + 1
         if record.status == FAIL:
             pytest.fail(record.explain(), pytrace=False)

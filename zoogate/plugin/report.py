@@ -1,6 +1,6 @@
 """pytest plugin: the gate report at the end of a run, the exit status, --require, host fps baselines.
 
-- Every GateRecord the session logged (``config.zoogate_records``, filled by ``gate_log``; under
+- Every GateRecord the session logged (``session_records(config)``, filled by ``gate_log``; under
   pytest-xdist they travel from the workers in the reports' user_properties) is written to the JSON
   report (``--gate-report PATH``, default ``reports/gate-report.json``) with an environment block, an fps
   plot beside it (``<stem>.fps.png``), and JUnit XML (``<stem>.junit.xml`` unless --junitxml is given).
@@ -21,6 +21,7 @@ import pytest
 
 from zoogate import report as gate_report
 from zoogate.errors import ZoogateError
+from zoogate.plugin._state import RECORDS, batch_sizes, session_records
 from zoogate.record import FAIL, INCONCLUSIVE, SKIP, GateRecord
 
 RUNNER_PARAMS = ("runner", "runner_name", "runner_case")
@@ -168,7 +169,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         if not item.stash.get(LOGGED, 0):
             report.user_properties.append((_SILENT_PROP, item.nodeid))
     state = config.stash.get(_STATE, None)
-    records = getattr(config, "zoogate_records", None)
+    records = config.stash.get(RECORDS, None)
     if state is not None and records is not None and _is_worker(config) and len(records) > state.sent:
         report.user_properties.append((_RECORDS_PROP, [r.to_dict() for r in records[state.sent:]]))
         state.sent = len(records)
@@ -236,7 +237,7 @@ def _run_block(config: pytest.Config, state: ReportState, exitstatus) -> dict:
     return {"args": list(config.invocation_params.args), "rootdir": str(config.rootpath),
             "exitstatus": int(exitstatus), "junit": state.junit,
             "plot": str(state.plot) if state.plot else None, "require": config.getoption("--require") or [],
-            "problems": state.problems, "models": config.getoption("--models"), "bs": getattr(config, "zoogate_bs", None),
+            "problems": state.problems, "models": config.getoption("--models"), "bs": batch_sizes(config),
             "baseline_row": config.getoption("--baseline-row"),
             "save_baseline": config.getoption("--save-baseline"),
             "saved_baseline_file": str(state.saved_baseline) if state.saved_baseline else None,
@@ -273,7 +274,7 @@ class SessionReport:
             report.user_properties = [(n, v) for n, v in report.user_properties
                                       if n not in (_RECORDS_PROP, _SILENT_PROP)]
             for batch in forwarded:
-                config.zoogate_records.extend(GateRecord.from_dict(d) for d in batch)
+                session_records(config).extend(GateRecord.from_dict(d) for d in batch)
         tags = next((v for n, v in report.user_properties if n == _RUNNERS_PROP), "")
         for tag in filter(None, tags.split(",")):
             tally = state.tallies[tag]
@@ -288,7 +289,7 @@ class SessionReport:
         config, state = self.config, self.state
         if not state.enabled:
             return
-        records: list[GateRecord] = list(getattr(config, "zoogate_records", []))
+        records: list[GateRecord] = list(session_records(config))
         state.problems += require_problems(config.getoption("--require") or [], state.tallies, records)
         allow = config.getoption("--allow-inconclusive")
         blocking = [r for r in records if r.status == FAIL or (r.status == INCONCLUSIVE and not allow)]
@@ -329,7 +330,7 @@ class SessionReport:
         state = self.state
         if not state.enabled:
             return
-        records: list[GateRecord] = list(getattr(config, "zoogate_records", []))
+        records: list[GateRecord] = list(session_records(config))
         tr = terminalreporter
         tr.write_sep("=", "zoogate gate report")
         if records:

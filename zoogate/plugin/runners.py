@@ -35,6 +35,7 @@ from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.plugin._params import explicitly_parametrized
 from zoogate.plugin._devices import placement
+from zoogate.plugin._state import batch_sizes as given_batch_sizes
 
 MARK = "runner_cases"
 DEFAULT_BS = (1, 4)              # runner tests on the CPU when --bs is not given
@@ -98,7 +99,7 @@ def selected_runners(config: pytest.Config, runners=None) -> list[registry.Runne
 
 def batch_sizes(config: pytest.Config, default=DEFAULT_BS) -> list[int]:
     """--bs when given, else ``default``."""
-    return list(getattr(config, "zoogate_bs", None) or default)
+    return list(given_batch_sizes(config) or default)
 
 
 def runner_params(config: pytest.Config, runners=None) -> list:
