@@ -87,3 +87,8 @@ def test_bad_candidate_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and str(junk) in err
     assert cli.main(["bisect", "--model", PRIMARY, "--candidate", str(tmp_path / "missing.onnx")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_a_capped_bisect_is_not_a_clean_result(primary, batch):
+    result = bisect(primary, primary, batch, max_tensors=5)
+    assert result.capped and result.first is None and "not a clean result" in result.describe()

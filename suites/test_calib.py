@@ -66,6 +66,8 @@ def test_fewer_images_than_asked_is_refused(imagenet_layout, tmp_path, capsys):
     assert "fewer than --per-class 3" in capsys.readouterr().err
     assert cli.main(["calib", "--imagenet", str(imagenet_layout), "--count", "2001", "--out", str(tmp_path / "b")]) == 2
     assert "has 2000 images" in capsys.readouterr().err
+    assert cli.main(["calib", "--imagenet", str(imagenet_layout), "--count", "999", "--out", str(tmp_path / "c")]) == 2
+    assert "fewer than the 1000 classes" in capsys.readouterr().err
 
 
 def test_generated_set_in_the_flow_formats(tmp_path):

@@ -133,3 +133,11 @@ def test_page_in_headless_chromium(merged, tmp_path):
     run = subprocess.run([*base, f"--screenshot={shot}", "--window-size=1400,1100", page.as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and shot.read_bytes()[:4] == b"\x89PNG", run.stderr[-2000:]
+
+
+def test_a_skip_on_one_host_is_no_conflict(tmp_path):
+    """A CI host skips the card's tests that the card host passes: one verdict, no conflict."""
+    a = _host_report(tmp_path, "card-host", PASS)
+    b = _host_report(tmp_path, "ci-host", SKIP)
+    doc = merge_reports([load_report(a), load_report(b)])
+    assert doc["summary"]["conflicts"] == [] and doc["run"]["problems"] == []

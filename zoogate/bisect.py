@@ -73,6 +73,9 @@ class BisectResult:
 
     def describe(self) -> str:
         first = self.first
+        if first is None and self.capped:
+            return (f"no divergence in the first {len(self.compared)} tensors, but the graph has more and they were "
+                    f"not compared (cap {len(self.compared)}; raise it with --max-tensors): not a clean result")
         if first is None:
             return (f"no divergence: {len(self.compared)} tensors within {self.tolerance} (normalised error <= "
                     f"{self.limit:g})")
@@ -93,9 +96,9 @@ class BisectResult:
         stem.parent.mkdir(parents=True, exist_ok=True)
         doc = self.summary()
         doc["profile"] = [asdict(t) for t in self.compared]
-        js = stem.with_suffix(".json")
+        js = Path(f"{stem}.json")          # not with_suffix: a stem may hold dots (resnet50.a1_in1k)
         js.write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n", encoding="utf-8")
-        return [js, self._plot(stem.with_suffix(".png"))]
+        return [js, self._plot(Path(f"{stem}.png"))]
 
     def _plot(self, path: Path) -> Path:
         import matplotlib
@@ -171,7 +174,7 @@ def _all_outputs(model, batch: np.ndarray) -> dict[str, np.ndarray]:
     marked = ModifyOutputs(model, outputs=constants.MARK_ALL, copy=True)()
     session = ort.InferenceSession(marked.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0]
-    x = batch.astype(np.float16) if "float16" in feed.type else batch.astype(np.float32)
+    x = batch.astype(np.float16) if feed.type == "tensor(float16)" else batch.astype(np.float32)
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, {feed.name: x})))
 
@@ -194,7 +197,11 @@ def _error(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float, float, floa
 def bisect(reference: str | os.PathLike, candidate: str | os.PathLike, batch: np.ndarray, *,
            precision: str = "fp32", max_tensors: int = MAX_TENSORS) -> BisectResult:
     """Compare every intermediate tensor of ``candidate`` with ``reference`` on ``batch`` (NCHW float32)."""
-    tol = baselines.tolerance(f"bisect_{precision}")
+    try:
+        tol = baselines.tolerance(f"bisect_{precision}")
+    except ZoogateError:
+        raise ZoogateError(f"no bisect tolerance for {precision} yet: add a measured bisect_{precision} to "
+                           "baselines/tolerances.toml, or pass --precision fp32|fp16") from None
     ref_model, cand_model = _load(reference), _load(candidate)
     ref_out = _all_outputs(ref_model, batch)
     cand_out = _all_outputs(cand_model, batch)

@@ -57,6 +57,9 @@ def choose(dataset: LabelledSet, *, per_class: int | None = None, count: int | N
             raise ZoogateError(f"{_class_name(dataset, short[0])} has {have[short[0]]} image(s), fewer than "
                                f"--per-class {per_class} ({len(short)} class(es) short)", dataset.root)
         count = per_class * len(classes)
+    if count < len(classes):
+        raise ZoogateError(f"--count {count} is fewer than the {len(classes)} classes: every class needs calibration "
+                           "data", dataset.root)
     if count < 1 or count > len(labels):
         raise ZoogateError(f"--count {count}: the set has {len(labels)} images", dataset.root)
     return balanced_indices(labels, count, seed).tolist()
@@ -74,8 +77,14 @@ def write(dataset: LabelledSet, out: str | os.PathLike, indices: list[int], *, f
         raise ZoogateError("--out must be a new or empty folder (nothing a user gave is overwritten)", out)
     out.mkdir(parents=True, exist_ok=True)
     files = []
+    written: dict[str, str] = {}
     for i in indices:
         item = dataset.items[i]
+        name = _out_name(item.path, fmt)
+        if name in written:
+            raise ZoogateError(f"{item.name} and {written[name]} would both be written as {name}: rename one",
+                               dataset.root)
+        written[name] = item.name
         files.append({"file": _write_one(item.path, out, fmt, spec), "source": item.name, "label": item.label})
     counts = Counter(f["label"] for f in files)
     manifest = {"format": fmt, "seed": seed, "images": len(files), "source": str(dataset.root),
@@ -94,6 +103,10 @@ def fingerprint(manifest: dict) -> str:
     """What identifies a calibration set for a build cache: its images, their order, format and preprocessing."""
     keyed = {k: manifest[k] for k in ("format", "preprocessing", "source_fingerprint", "files")}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _out_name(src: Path, fmt: str) -> str:
+    return src.name if fmt == "jpg" else f"{src.stem}.{fmt}"
 
 
 def _write_one(src: Path, out: Path, fmt: str, spec) -> str:

@@ -249,9 +249,11 @@ class InputPipeline:
                 raise ZoogateError(*item.error)
             if item.hit:
                 crop = self.reader.read(self.cache.index[item.digest])
-                if crop is None:                # the shard was evicted by another run meanwhile: decode again
+                evicted = crop is None          # the shard was removed by another run meanwhile: decode again
+                if evicted:
                     crop = self.make(open_rgb(self.items.paths[item.index]))
-                got[k] = item._replace(out=crop, hit=crop is not None)
+                    self.cache.index.pop(item.digest, None)          # so the crop is published again
+                got[k] = item._replace(out=crop, hit=not evicted)
         t0 = time.perf_counter()
         if self.norm_spec is None:
             batch = np.stack([item.out for item in got])

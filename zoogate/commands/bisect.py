@@ -24,7 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--weights", default=None, metavar="FILE", help="checkpoint of the reference (default calibrated)")
     p.add_argument("--images", default=None, metavar="DIR",
                    help=f"images to feed (the first {BISECT_IMAGES}, reference preprocessing); default generated")
-    p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16", "int8"),
+    p.add_argument("--max-tensors", type=int, default=None, metavar="N",
+                   help="compare at most N tensors (default zoogate.bisect.MAX_TENSORS); a capped clean run exits 1")
+    p.add_argument("--precision", default=None, choices=("fp32", "fp16"),
                    help="the candidate's precision, which picks the tolerance (default: read from the graph)")
     p.add_argument("--out", default="reports/bisect", metavar="STEM",
                    help="profile path without suffix: STEM.json and STEM.png (default reports/bisect)")
@@ -44,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
         reference = args.reference
     batch = _batch(args.images, spec)
     precision = args.precision or graph_precision(args.candidate)
-    result = bisect(reference, args.candidate, batch, precision=precision)
+    from zoogate.bisect import MAX_TENSORS
+
+    result = bisect(reference, args.candidate, batch, precision=precision, max_tensors=args.max_tensors or MAX_TENSORS)
     print(result.describe())
     for path in result.write(args.out):
         print(f"profile: {path}")
-    return 1 if result.first is not None else 0
+    return 1 if result.first is not None or result.capped else 0
 
 
 def _batch(folder, spec):

@@ -62,7 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{source}: {workers} xdist workers but {len(devices)} device(s); give one "
                                 f"device per worker (-n {len(devices)}) or more devices")
     index = int(worker[2:]) if worker and worker.startswith("gw") and worker[2:].isdigit() else 0
-    config.stash[PLACEMENT] = Placement(worker, devices[index])
+    # a worker xdist restarts after a crash gets a new number (gw8 of -n 8): it takes the crashed one's device
+    config.stash[PLACEMENT] = Placement(worker, devices[index % len(devices)])
 
 
 _CASE = re.compile(r"\[(?P<case>[^\]]*?-bs\d+)")     # the runner case of a test id: model-runner-bsN

@@ -9,6 +9,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Sequence
 
+from zoogate.record import SKIP
 from zoogate.report.document import SCHEMA, SCHEMA_VERSION, GateReport, summarize
 from zoogate.report.html import host_of
 
@@ -35,7 +36,8 @@ def merge_reports(reports: Sequence[GateReport]) -> dict:
         for r in rep.records:
             r.details = {**r.details, "host": host, "hardware": hardware}
             records.append(r)
-            statuses[_key(r)].setdefault(host, r.status)
+            if r.status != SKIP:                 # a skip on one host (no card there) is no verdict to disagree with
+                statuses[_key(r)].setdefault(host, r.status)
         problems += [f"{host}: {p}" for p in (rep.run.get("problems") or [])]
     conflicts = [f"{gate}:{check}:{model}-{runner}" + (f"-bs{bs}" if bs is not None else "") + ": "
                  + ", ".join(f"{h} {s}" for h, s in by_host.items())
