@@ -35,8 +35,6 @@ from zoogate.partial_results import (PARTIAL_FROM_ANOTHER_BUILD, RESUME_HINT, ST
 SAVE_EVERY_IMAGES = 1024        # periodic saves of partial results: about every this many images
 
 
-
-
 # ---------------------------------------------------------------- results of a live run
 
 @dataclass
@@ -74,8 +72,6 @@ class EvalResult:
         counter = TopkCounter(self.num_classes)
         counter.add_topk(self.top5, self.labels)
         return counter.summary(self.nonfinite_rows)
-
-
 
 
 # ---------------------------------------------------------------- live evaluation
@@ -264,7 +260,6 @@ def label_generated_set(root, reference_runner, spec: Preprocess, n: int, *, mod
 
 
 # ---------------------------------------------------------------- gates
-
 
 
 # ---------------------------------------------------------------- offline scoring (zoogate score, pytest --results)

@@ -232,7 +232,7 @@ def bisect(reference: str | os.PathLike, candidate: str | os.PathLike, batch: np
                                                inputs=list(node.input), outputs=list(node.output), max_abs=max_abs,
                                                mean_abs=mean_abs, normalised=normalised, cosine=cosine,
                                                nonfinite=bad, diverged=diverged))
-            if diverged and result.inserted is None and len([t for t in result.compared if t.diverged]) == 1:
+            if diverged and result.first is result.compared[-1]:       # this tensor is the first divergence
                 result.inserted = _inserted_feeder(cand_producer.get(cand_name), cand_producer, ref_tensors)
     return result
 

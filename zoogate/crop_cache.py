@@ -23,13 +23,13 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import uuid
 from pathlib import Path
 
 import numpy as np
 
 from zoogate.baselines import Preprocess
+from zoogate.files import write_atomic
 
 CROP_CODE_VERSION = 1              # bump when crop_uint8 changes what it returns
 DIGEST_BYTES = 16
@@ -58,15 +58,12 @@ def _geometry_key(geo: dict) -> str:
     return hashlib.sha256(json.dumps(geo, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+def _save(path: Path, array: np.ndarray) -> None:
+    write_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+
+
+def _keys_file(crops_file: Path) -> Path:
+    return crops_file.with_name(crops_file.name.replace(".crops.npy", ".keys.npy"))
 
 
 def _digests(keys: np.ndarray) -> list[bytes]:
@@ -85,21 +82,16 @@ class CropCache:
         self.max_bytes = int(max_gb * 1e9)
         about = self.dir / "geometry.json"
         if not about.is_file():
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".geometry.", suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.geometry, fh, indent=1)
-            os.replace(tmp, about)
+            write_atomic(about, lambda fh: json.dump(self.geometry, fh, indent=1), text=True)
         self.index: dict[bytes, tuple[str, int]] = {}
-        self._pending_keys: list[bytes] = []
-        self._pending: list[np.ndarray] = []
-        self._pending_set: set[bytes] = set()
+        self._pending: dict[bytes, np.ndarray] = {}      # digest -> crop, in the order added
         self.written = 0
         self.evicted = 0
         self._load_index()
 
     def _load_index(self) -> None:
-        for keys_file in sorted(self.dir.glob("*.keys.npy")):
-            data = keys_file.with_name(keys_file.name.replace(".keys.npy", ".crops.npy"))
+        for data in sorted(self.dir.glob("*.crops.npy")):
+            keys_file = _keys_file(data)
             try:
                 keys = np.load(keys_file, allow_pickle=False)
                 crops = np.load(data, mmap_mode="r", allow_pickle=False)
@@ -116,27 +108,25 @@ class CropCache:
 
     def add(self, digest: bytes, crop: np.ndarray) -> None:
         """Buffer a new crop; a full buffer is published as a shard."""
-        if digest in self.index or digest in self._pending_set or crop.shape != self.shape:
+        if digest in self.index or digest in self._pending or crop.shape != self.shape:
             return
-        self._pending_set.add(digest)
-        self._pending_keys.append(digest)
-        self._pending.append(np.ascontiguousarray(crop, dtype=np.uint8))
+        self._pending[digest] = np.ascontiguousarray(crop, dtype=np.uint8)
         if len(self._pending) >= SHARD_IMAGES:
             self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
-        crops = np.stack(self._pending)
+        crops = np.stack(list(self._pending.values()))
         # raw bytes as uint8 rows: numpy's fixed-width bytes dtype would drop a digest's trailing NUL bytes
-        keys = np.frombuffer(b"".join(self._pending_keys), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
-        self._pending, self._pending_keys, self._pending_set = [], [], set()
+        keys = np.frombuffer(b"".join(self._pending), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
+        self._pending = {}
         if crops.nbytes > self.max_bytes or not self._make_room(crops.nbytes):
             return
         name = uuid.uuid4().hex
         data = self.dir / f"{name}.crops.npy"
-        _atomic_save(data, crops)
-        _atomic_save(self.dir / f"{name}.keys.npy", keys)       # last: a shard counts once its keys exist
+        _save(data, crops)
+        _save(_keys_file(data), keys)       # last: a shard counts once its keys exist
         for row, key in enumerate(_digests(keys)):
             self.index.setdefault(key, (str(data), row))
         self.written += len(keys)
@@ -151,7 +141,7 @@ class CropCache:
         for _, size, data in sorted(shards):
             if total + need <= self.max_bytes:
                 break
-            for f in (data.with_name(data.name.replace(".crops.npy", ".keys.npy")), data):
+            for f in (_keys_file(data), data):
                 with contextlib.suppress(FileNotFoundError):
                     f.unlink()
             total -= size

@@ -7,7 +7,6 @@ first-divergence bisect; ``details["planted_node"]`` is the node the bisect has 
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +20,23 @@ FP16_OVERFLOW_SCALE = 3e4       # a middle conv's weights x this: finite in floa
 def _edited(name: str, edit) -> tuple[Path, str]:
     """The primary export with ``edit(model) -> planted node name`` applied. Saved in the cache under a name
     made of the export's and the edit's, so derived builds (the fp16 conversion) are cached once."""
-    import os
-
     import onnx
 
     from zoogate import cache
+    from zoogate.files import write_atomic
 
     source = PrimaryModel.onnx()
     model = onnx.load(str(source))
     planted = edit(model)
-    folder = cache.root() / "faults"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{source.stem}-{name}.onnx"
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(fd)
-    onnx.save(model, tmp)
-    os.replace(tmp, path)
+    path = write_atomic(cache.root() / "faults" / f"{source.stem}-{name}.onnx",
+                        lambda fh: fh.write(model.SerializeToString()))
     return path, planted
 
 
-def _middle_conv(model):
+def _conv_at(model, position: float):
+    """The conv at ``position`` (0 = the first, 0.5 = the middle) of the graph's convs."""
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    return convs[len(convs) // 2]
+    return convs[min(int(position * len(convs)), len(convs) - 1)]
 
 
 def _scale_weight(model, node, factor: float) -> None:
@@ -63,8 +57,7 @@ def perturbed_conv(position: float = 0.5, factor: float = 1.01) -> GateRecord:
     """One conv's weights scaled by ``factor`` (the conv at ``position`` of the graph's convs, 0 = the first):
     bisect must name that Conv."""
     def edit(model):
-        convs = [n for n in model.graph.node if n.op_type == "Conv"]
-        node = convs[min(int(position * len(convs)), len(convs) - 1)]
+        node = _conv_at(model, position)
         _scale_weight(model, node, factor)
         return node.name
 
@@ -111,7 +104,7 @@ def fp16_layer_overflow(scale: float = FP16_OVERFLOW_SCALE) -> GateRecord:
     from onnx import numpy_helper
 
     def edit(model):
-        node = _middle_conv(model)
+        node = _conv_at(model, 0.5)
         _scale_weight(model, node, scale)
         for init in model.graph.initializer:      # weights float16-rounded: the reference differs from the fp16
             w = numpy_helper.to_array(init)       # build only where activations are stored in float16

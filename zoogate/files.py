@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
+from typing import IO, Callable
 
 from zoogate.errors import ZoogateError
 
@@ -37,3 +40,23 @@ def read_text(path: str | os.PathLike, what: str, *, encoding: str = "utf-8") ->
         raise ZoogateError(f"is a directory, expected a {what}", path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ZoogateError(f"cannot read the {what}: {exc}", path) from None
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[IO], None], *, text: bool = False,
+                 file_mode: int | None = None) -> Path:
+    """Write ``path`` through ``write(fh)`` into a temp file beside it, then os.replace: a reader never sees
+    half a file, and an interruption leaves no temp file. ``file_mode``: chmod before publishing (mkstemp
+    makes 0600). Parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as fh:
+            write(fh)
+        if file_mode is not None:
+            os.chmod(tmp, file_mode)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return path

@@ -105,8 +105,8 @@ class PipelineStats:
     def warning(self) -> str | None:
         if not self.host_bound:
             return None
-        runner = "unbounded" if self.runner_img_s == float("inf") else f"{self.runner_img_s:.0f}"
-        return (f"host-bound: the input pipeline fed {self.host_img_s:.0f} img/s, the runner could take {runner} "
+        return (f"host-bound: the input pipeline fed {self.host_img_s:.0f} img/s, the runner could take "
+                f"{_rate(self.runner_img_s, '.0f')} "
                 f"({self.workers} worker(s); raise --workers, or reuse crops with the crop cache)")
 
     def to_dict(self) -> dict:
@@ -116,15 +116,19 @@ class PipelineStats:
         return d
 
     def describe(self) -> str:
-        runner = "unbounded" if self.runner_img_s == float("inf") else f"{self.runner_img_s:.1f}"
         cache = (f"crop cache {self.cache_hits} hit(s), {self.cache_misses} miss(es)" if self.cache != "off"
                  else "crop cache off")
         return (f"{self.images} images in {self.wall_s:.1f} s ({self.observed_img_s:.1f} img/s): input pipeline "
-                f"{self.host_img_s:.1f} img/s with {self.workers} worker(s), runner {runner} img/s; {cache}")
+                f"{self.host_img_s:.1f} img/s with {self.workers} worker(s), runner {_rate(self.runner_img_s, '.1f')} "
+                f"img/s; {cache}")
 
 
 def _finite(x: float) -> float | None:
     return None if x == float("inf") else x
+
+
+def _rate(x: float, spec: str) -> str:
+    return "unbounded" if x == float("inf") else format(x, spec)
 
 
 def split_pipeline(pipeline: Callable | None, spec: Preprocess):
@@ -150,7 +154,7 @@ class _Item(NamedTuple):
 class _Items:
     """What a worker does for one image; a torch Dataset by duck typing (__getitem__, __len__)."""
 
-    def __init__(self, paths: Sequence[Path], make: Callable, cached: dict | None) -> None:
+    def __init__(self, paths: Sequence[Path], make: Callable, cached: set[bytes] | None) -> None:
         self.paths = list(paths)
         self.make = make
         self.cached = cached             # digests the cache holds, or None: no cache

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from zoogate.errors import ZoogateError
+from zoogate.files import write_atomic
 
 FORMATS = ("bin", "npy", "npz")
 DATALIST_NAME = "npz_datalist.txt"
@@ -51,15 +52,7 @@ def output_path(out_dir: Path, image: Path, src: Path, fmt: str) -> Path:
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, write)
 
 
 def write_tensor(path: Path, chw: np.ndarray, fmt: str) -> None:

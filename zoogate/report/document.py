@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from zoogate.cache import new_file_mode
 from zoogate.errors import ZoogateError
+from zoogate.files import write_atomic
 from zoogate.record import FAIL, GATE_KINDS, INCONCLUSIVE, STATUSES, GateRecord
 
 SCHEMA = "zoogate.gate-report"
@@ -63,21 +64,16 @@ def check_writable(path: str | os.PathLike) -> Path:
 def write_report(report: dict, path: str | os.PathLike) -> Path:
     """Write the JSON atomically (a reader never sees half a report); parent folders are created."""
     path = Path(path)
-    tmp = None
+
+    def write(fh) -> None:
+        json.dump(report, fh, indent=1, allow_nan=True, default=str)
+        fh.write("\n")
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=1, allow_nan=True, default=str)
-            fh.write("\n")
-        os.chmod(tmp, new_file_mode(path.parent))          # mkstemp made it 0600
-        os.replace(tmp, path)
+        return write_atomic(path, write, text=True, file_mode=new_file_mode(path.parent))
     except OSError as exc:
         raise ZoogateError(f"cannot write the gate report: {exc.strerror or exc}", path) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 @dataclass

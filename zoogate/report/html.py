@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
+from zoogate.files import write_atomic
 from zoogate.record import FAIL, GATE_KINDS, INCONCLUSIVE, PASS, SKIP, GateRecord
 from zoogate.report.document import GateReport
 
@@ -126,12 +127,6 @@ def _flat(value) -> str:
 
 
 def write_html(reports: Sequence[GateReport], path: str | os.PathLike, **kw) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(render_html(reports, **kw))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    page = render_html(reports, **kw)
+    return write_atomic(path, lambda fh: fh.write(page), text=True, file_mode=0o644)
 
