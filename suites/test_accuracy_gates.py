@@ -11,7 +11,8 @@ import pytest
 
 from hardware.base import Runner
 from zoogate import baselines
-from zoogate.accuracy import EvalResult, evaluate, label_generated_set
+from zoogate.accuracy import EvalResult, evaluate
+from zoogate.generated_set import label_generated_set
 from zoogate.gates.accuracy import NO_IMAGENET, documented_gate, label_offset_gate, reference_gate, skip_no_imagenet
 from zoogate.partial_results import load_state, run_identity, state_meta
 from zoogate.errors import ZoogateError
@@ -86,6 +87,38 @@ def labelled(tmp_path_factory):
     """22 generated images in the ImageNet layout, labelled by the 1000-class stand-in."""
     runner = PooledLinearRunner().load(None, BS)
     return label_generated_set(tmp_path_factory.mktemp("gen1000"), runner, SPEC, IMAGES, batch_size=BS)
+
+
+class RefusingRunner(PooledLinearRunner):
+    """Fails when asked to infer: a labels-cache hit must not run the reference."""
+
+    def _infer(self, batch):
+        raise AssertionError("the reference ran: the cached labels were not used")
+
+
+def test_generated_labels_are_cached_per_reference_build(tmp_path, monkeypatch):
+    from zoogate import cache
+
+    monkeypatch.setattr(cache, "_override", tmp_path / "cache")
+    build = {"runner": "pooled-linear", "weights": "calibrated, seed 0"}
+    first = label_generated_set(tmp_path / "a", PooledLinearRunner().load(None, BS), SPEC, 12, batch_size=BS,
+                                reference_parts=build)
+    again = label_generated_set(tmp_path / "b", RefusingRunner().load(None, BS), SPEC, 12, batch_size=BS,
+                                reference_parts=build)
+    assert again.dataset.fingerprint() == first.dataset.fingerprint()
+    assert np.array_equal(again.reference.top5, first.reference.top5) and again.candidates == first.candidates
+    with pytest.raises(AssertionError, match="the reference ran"):     # another reference build labels afresh
+        label_generated_set(tmp_path / "c", RefusingRunner().load(None, BS), SPEC, 12, batch_size=BS,
+                            reference_parts={**build, "weights": "sha256:other"})
+    saved = next((tmp_path / "cache" / "labels").glob("*.npz"))
+    with np.load(saved) as arrays:
+        tampered = dict(arrays)
+    tampered["top5"] = tampered["top5"][::-1].copy()
+    with open(saved, "wb") as fh:
+        np.savez(fh, **tampered)
+    with pytest.raises(ZoogateError, match="do not match their digest"):
+        label_generated_set(tmp_path / "d", RefusingRunner().load(None, BS), SPEC, 12, batch_size=BS,
+                            reference_parts=build)
 
 
 def _run(runner, ds, **kw):

@@ -84,3 +84,20 @@ def test_generated_set_in_the_flow_formats(tmp_path):
         assert z["input_0"].dtype == np.uint8 and z["input_0"].shape[0] == 3
     assert "Resize" in _manifest(tmp_path / "bin")["preprocessing"] or "resize" in _manifest(tmp_path / "bin")["preprocessing"]
     assert cli.main(["calib", "--imagenet", str(root), "--count", "3", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_an_unreadable_image_leaves_no_partial_set(tmp_path, capsys):
+    root = tmp_path / "small"
+    datasets.write_imagenet_layout(root, [_tiny_jpeg(i) for i in range(6)], [0, 1, 2, 0, 1, 2])
+    broken = sorted((root / "val").iterdir())[4]
+    broken.write_bytes(b"not a jpeg")
+    out = tmp_path / "calib"
+    code = cli.main(["calib", "--imagenet", str(root), "--per-class", "2", "--only-present-classes",
+                     "--format", "npz", "--out", str(out)])
+    assert code == 2 and broken.name in capsys.readouterr().err
+    assert not out.exists()
+    given = tmp_path / "given"                 # a folder the user made: kept, and left empty again
+    given.mkdir()
+    assert cli.main(["calib", "--imagenet", str(root), "--per-class", "2", "--only-present-classes",
+                     "--format", "npz", "--out", str(given)]) == 2
+    assert given.is_dir() and not any(given.iterdir())

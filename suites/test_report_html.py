@@ -141,3 +141,13 @@ def test_a_skip_on_one_host_is_no_conflict(tmp_path):
     b = _host_report(tmp_path, "ci-host", SKIP)
     doc = merge_reports([load_report(a), load_report(b)])
     assert doc["summary"]["conflicts"] == [] and doc["run"]["problems"] == []
+
+
+def test_three_runs_of_one_host_stay_three_hosts(tmp_path):
+    reports = []
+    for run in ("run1", "run2", "run3"):           # the same host name and the same file name, three folders
+        (tmp_path / run).mkdir()
+        reports.append(load_report(_host_report(tmp_path / run, "host-a", PASS)))
+    doc = merge_reports(reports)
+    assert doc["run"]["hosts"] == ["host-a", "host-a (host-a.json)", "host-a (host-a.json) #2"]
+    assert len(doc["records"]) == 15 and len({r["details"]["host"] for r in doc["records"]}) == 3

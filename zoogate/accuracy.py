@@ -22,7 +22,7 @@ import numpy as np
 
 from zoogate import baselines
 from zoogate.baselines import Preprocess
-from zoogate.datasets import LabelledSet, generated_jpegs, write_imagenet_layout
+from zoogate.datasets import LabelledSet
 from zoogate.errors import ZoogateError
 from zoogate.input_pipeline import InputOptions, InputPipeline, PipelineStats
 from zoogate.identity import BuildIdentity, BuildMismatch, describe_differences, differences
@@ -193,72 +193,6 @@ def attach_pipeline(record, result: EvalResult):
     return record
 
 
-# ---------------------------------------------------------------- a generated labelled set (CI without ImageNet)
-
-@dataclass
-class GeneratedSet:
-    dataset: LabelledSet
-    reference: EvalResult            # the fp32 reference run that made the labels
-    candidates: int                  # images generated to find len(dataset) unambiguous ones
-
-
-CANDIDATE_SURPLUS = 1.25             # generated per wanted image and round (about 1 in 6 is too close to call)
-CANDIDATE_ROUNDS = 4
-
-
-def label_generated_set(root, reference_runner, spec: Preprocess, n: int, *, model: str = "", seed: int = 0,
-                        batch_size: int = 8) -> GeneratedSet:
-    """Write `n` generated images in the exact ImageNet layout, labelled with the reference's top-1.
-
-    The labels come from the live path itself: candidates are written in the ImageNet layout and run through
-    ``evaluate`` (reader, preprocessing, runner, top-k) with the reference runner. Candidates whose reference
-    top-1 beats the runner-up by less than the tolerance `generated_label_margin` are left out (their label
-    would be a coin toss for any backend that reorders float sums), as are 1001-class images whose top-1 is
-    the background class. The kept files are written again, byte for byte, as the final set.
-    """
-    import shutil
-
-    margin = baselines.tolerance("generated_label_margin").value
-    root = Path(root)
-    staging = root / ".candidates"
-    kept: list[tuple[bytes, np.ndarray]] = []
-    num_classes = None
-    tried = 0
-    for rnd in range(CANDIDATE_ROUNDS):
-        want = n - len(kept)
-        count = -(-int(want * CANDIDATE_SURPLUS) // batch_size) * batch_size
-        jpegs = generated_jpegs(count, seed=seed + tried)
-        tried += count
-        candidates = write_imagenet_layout(staging / f"round{rnd}", jpegs, [0] * count)
-        clear = np.zeros(count, dtype=bool)
-
-        def observe(lo: int, logits: np.ndarray) -> None:
-            top2 = np.sort(logits, axis=1)[:, -2:]
-            usable = (top2[:, 1] - top2[:, 0] >= margin) & np.isfinite(logits).all(axis=1)
-            usable &= np.argmax(logits, axis=1) >= class_shift(logits.shape[1])
-            clear[lo:lo + len(logits)] = usable
-
-        run = evaluate(reference_runner, candidates, spec, batch_size, progress=False, model=model, observe=observe)
-        num_classes = run.num_classes
-        kept += [(jpegs[j], run.top5[j]) for j in np.flatnonzero(clear)[:want]]
-        if len(kept) >= n:
-            break
-    shutil.rmtree(staging, ignore_errors=True)
-    if len(kept) < n:
-        raise RuntimeError(f"only {len(kept)} of {tried} generated images have a reference top-1 margin >= "
-                           f"{margin}: the reference model is too flat to label a set")
-    top5 = np.stack([t for _, t in kept]).astype(np.int16)
-    labels = (top5[:, 0].astype(np.int64) - class_shift(num_classes)).tolist()
-    dataset = write_imagenet_layout(root, [j for j, _ in kept], labels)
-    reference = EvalResult(model=model, runner=getattr(reference_runner, "name", "reference"), batch_size=batch_size,
-                           dataset=dataset.describe(), fingerprint=dataset.fingerprint(), labels=dataset.labels,
-                           top5=top5, num_classes=num_classes,
-                           notes=[f"labels = reference top-1 through the live path; {n} of {tried} generated "
-                                  f"images kept (top-1 margin >= {margin})"],
-                           identity=run_identity(reference_runner, model, spec, dataset))
-    return GeneratedSet(dataset, reference, tried)
-
-
 # ---------------------------------------------------------------- gates
 
 
@@ -375,5 +309,3 @@ def reference_run(folder, runner, dataset: LabelledSet, spec: Preprocess, *, mod
         result.notes.append("computed for this build; saved reference runs of other builds not used: "
                             + "; ".join(refused))
     return result
-
-

@@ -75,17 +75,24 @@ def write(dataset: LabelledSet, out: str | os.PathLike, indices: list[int], *, f
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ZoogateError("--out must be a new or empty folder (nothing a user gave is overwritten)", out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
     written: dict[str, str] = {}
-    for i in indices:
+    for i in indices:                  # refuse a name collision before anything is written
         item = dataset.items[i]
         name = _out_name(item.path, fmt)
         if name in written:
             raise ZoogateError(f"{item.name} and {written[name]} would both be written as {name}: rename one",
                                dataset.root)
         written[name] = item.name
-        files.append({"file": _write_one(item.path, out, fmt, spec), "source": item.name, "label": item.label})
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    try:
+        for i in indices:
+            item = dataset.items[i]
+            files.append({"file": _write_one(item.path, out, fmt, spec), "source": item.name, "label": item.label})
+    except BaseException:
+        _remove_written(out, written, created)    # an unreadable image or an interrupt leaves no partial set
+        raise
     counts = Counter(f["label"] for f in files)
     manifest = {"format": fmt, "seed": seed, "images": len(files), "source": str(dataset.root),
                 "source_fingerprint": dataset.fingerprint(), "classes": len(counts),
@@ -97,6 +104,13 @@ def write(dataset: LabelledSet, out: str | os.PathLike, indices: list[int], *, f
     path = out / MANIFEST
     path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def _remove_written(out: Path, names, created: bool) -> None:
+    for name in names:
+        (out / name).unlink(missing_ok=True)
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def fingerprint(manifest: dict) -> str:

@@ -23,7 +23,8 @@ from typing import Callable
 import pytest
 
 from zoogate import baselines, cache
-from zoogate.accuracy import EvalResult, GeneratedSet, evaluate, label_generated_set, reference_run, refuse_other_builds, score_offline
+from zoogate.accuracy import EvalResult, evaluate, reference_run, refuse_other_builds, score_offline
+from zoogate.generated_set import GeneratedSet, label_generated_set
 from zoogate.crop_cache import DEFAULT_MAX_GB
 from zoogate.input_pipeline import InputOptions
 from zoogate.partial_results import run_identity, state_file_for
@@ -95,7 +96,10 @@ class GeneratedSets:
             self._sets[model] = label_generated_set(self.root / model, reference,
                                                     baselines.model(model).preprocess,
                                                     GENERATED_IMAGES.get(model, GENERATED_IMAGES_DEFAULT),
-                                                    model=model, batch_size=GENERATED_BS)
+                                                    model=model, batch_size=GENERATED_BS,
+                                                    reference_parts={"runner": reference.name,
+                                                                     "weights": loaded.weights_identity,
+                                                                     **cache.versions()})
         return self._sets[model]
 
 

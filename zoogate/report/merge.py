@@ -29,8 +29,11 @@ def merge_reports(reports: Sequence[GateReport]) -> dict:
     statuses: dict[tuple, dict[str, str]] = defaultdict(dict)
     for rep in reports:
         host = host_of(rep)
-        if host in hosts:
-            host = f"{host} ({rep.path.name if rep.path else len(hosts)})"
+        if host in hosts:                        # one host's reports of two runs stay apart
+            stem = f"{host} ({rep.path.name})" if rep.path else host
+            host, n = stem, 2
+            while host in hosts:
+                host, n = f"{stem} #{n}", n + 1
         hosts[host] = rep.environment or {}
         hardware = _hardware(rep.environment or {})
         for r in rep.records:
