@@ -50,6 +50,10 @@ class Runner(abc.ABC):
     # "logits", or "probabilities" for a build that ends in a softmax (a vamc build with graph.extra_ops
     # softmax): comparisons with a reference's logits softmax the reference first (reference_outputs)
     outputs: str = "logits"
+    # A backend that runs the ONNX graph itself (not through ONNX Runtime) sets this to a method
+    # ``(ModelProto with every tensor an output, batch) -> {tensor name: array}``: a failed agreement of the
+    # runner is then bisected on that backend (zoogate.bisect.attach_to_runner). None: ONNX Runtime runs it.
+    intermediate_outputs = None
     # What load() loaded, for build identities (zoogate.identity): "sha256:<hex>" of the artifact file(s),
     # or the weights for the torch runner. None (a runner that does not say) never matches a saved result.
     artifact_id: str | None = None

@@ -118,6 +118,26 @@ class OpenVinoRunner(Runner):
         self.request.infer({0: batch})
         return self.request.get_output_tensor(0).data.copy()
 
+    def intermediate_outputs(self, marked, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every tensor of ``marked`` (an ONNX ModelProto with all of them as outputs) computed by OpenVINO with
+        this runner's compile config, so a bisect sees the precision OpenVINO really uses."""
+        import tempfile
+
+        core = _ov().Core()
+        with tempfile.TemporaryDirectory(prefix="zoogate-ov-bisect-") as tmp:
+            path = os.path.join(tmp, "marked.onnx")
+            with open(path, "wb") as fh:
+                fh.write(marked.SerializeToString())
+            compiled = core.compile_model(core.read_model(path), "CPU", self.config)
+        request = compiled.create_infer_request()
+        request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        tensors: dict[str, np.ndarray] = {}
+        for i, port in enumerate(compiled.outputs):
+            data = request.get_output_tensor(i).data.copy()
+            for name in port.get_names():
+                tensors[name] = data
+        return tensors
+
     def close(self) -> None:
         self.request = None
         self.compiled = None
@@ -142,15 +162,20 @@ def _faults():
 
     def gated_as(runner_cls):
         def run():
+            from zoogate.bisect import attach_to_runner
+            from zoogate.faults_primary import PrimaryModel
+
             runner = runner_cls().load(primary_onnx(), 4)
-            try:
-                return fp32_agreement(runner, runner_cls.name)
+            try:   # gated as fp32: the bisect names the first tensor beyond the fp32 tolerance on OpenVINO
+                return attach_to_runner(fp32_agreement(runner, runner_cls.name), runner, primary_onnx(),
+                                        PrimaryModel.images(), precision="fp32")
             finally:
                 runner.close()
         return run
 
     return [Fault("openvino-bf16-gated-as-fp32", "OpenVINO's default (bf16 on this CPU) precision gated as an fp32 "
-                  "build", "agreement", "logits", gated_as(OpenVinoDefaultPrecisionRunner), gated_as(OpenVinoRunner))]
+                  "build", "agreement", "logits", gated_as(OpenVinoDefaultPrecisionRunner), gated_as(OpenVinoRunner),
+                  bisected=True)]
 
 
 BACKEND = Backend("openvino", runners=(OpenVinoRunner, OpenVinoDefaultPrecisionRunner), faults=_faults)

@@ -20,6 +20,9 @@ def test_fault_is_caught(fault):
         f"{fault.id} was judged by {record.gate}:{record.check}, expected {fault.gate}:{fault.check}\n"
         + record.explain())
     assert record.status == FAIL, f"planted fault {fault.id!r} was NOT caught:\n{record.explain()}"
+    if fault.bisected:                  # an ONNX candidate: the failure names where the graph left the reference
+        first = (record.details["bisect"].get("first_divergence") or {}).get("node")
+        assert first and first in record.reason, f"{fault.id}: no first divergent node in\n{record.explain()}"
     planted = record.details.get("planted_node")
     if planted is not None:             # a graph edit: the failure must name the exact node
         found = record.details["bisect"]

@@ -55,12 +55,17 @@ def test_partial_last_batch(runner_case, loaded_runner, zoo, gate_log):
 
 
 @BOTH_MODELS
-def test_agreement_with_eager(runner_case, loaded_runner, zoo, eager_logits, gate_log):
+def test_agreement_with_eager(runner_case, loaded_runner, zoo, eager_logits, gate_log, bisect_dir):
+    from zoogate.bisect import attach_to_runner
+
     # bs+1 images (at least 5, so bs 1 and 4 share one eager reference): the last batch is partial
     images = _images(zoo, runner_case)[:max(runner_case.bs + 1, 5)]
     reference = eager_logits(runner_case.model, images)
-    gate_log(agreement.check_eager_agreement(loaded_runner, images, reference, model=runner_case.model,
-                                            source=f"PyTorch eager fp32, {zoo.model(runner_case.model).origin}"))
+    record = agreement.check_eager_agreement(loaded_runner, images, reference, model=runner_case.model,
+                                             source=f"PyTorch eager fp32, {zoo.model(runner_case.model).origin}")
+    if record.failed:       # an ONNX candidate names its first divergent node against our fp32 export
+        record = attach_to_runner(record, loaded_runner, zoo.onnx(runner_case.model), images, out_dir=bisect_dir)
+    gate_log(record)
 
 
 def test_runner_names_what_it_loaded(runner_case, loaded_runner):

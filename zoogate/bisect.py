@@ -19,12 +19,14 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
 from zoogate import baselines
 from zoogate.errors import ZoogateError
 
+Runtime = Callable[[Any, np.ndarray], dict]   # (an ONNX ModelProto with every tensor an output, batch) -> tensors
 PRECISION_PLUMBING = {"Cast", "QuantizeLinear", "DequantizeLinear"}   # inserted by fp16/int8 conversion, not faults
 MAX_TENSORS = 400          # compared per bisect: bounds time and memory (iresnet200 has ~370 node outputs)
 
@@ -139,19 +141,37 @@ def graph_precision(path: str | os.PathLike) -> str:
 
 
 def attach(record, reference: str | os.PathLike, candidate: str | os.PathLike, batch: np.ndarray, *,
-           precision: str, out_dir: str | os.PathLike | None = None, max_images: int = 2):
+           precision: str, out_dir: str | os.PathLike | None = None, max_images: int = 2,
+           runtime: Runtime | None = None):
     """On a failed agreement record of an ONNX-based candidate: the first divergent node in the failure
-    message and ``details["bisect"]``; the profile written under ``out_dir`` (or a temp folder)."""
+    message and ``details["bisect"]``; the profile written under ``out_dir`` (or a temp folder).
+    ``runtime``: the candidate's backend runs the graph (see ``bisect``)."""
     import tempfile
 
-    if not record.failed or Path(reference).resolve() == Path(candidate).resolve():
+    if not record.failed or (runtime is None and Path(reference).resolve() == Path(candidate).resolve()):
         return record
-    result = bisect(reference, candidate, batch[:max_images], precision=precision)
+    result = bisect(reference, candidate, batch[:max_images], precision=precision, runtime=runtime)
     folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="zoogate-bisect-"))
     files = result.write(folder / f"bisect-{record.model}-{record.runner}".replace("/", "_"))
     record.details["bisect"] = {**result.summary(), "profile": [str(f) for f in files]}
     record.reason += f"; bisect: {result.describe()}"
     return record
+
+
+def attach_to_runner(record, runner, reference: str | os.PathLike, batch: np.ndarray, *, precision: str | None = None,
+                     out_dir: str | os.PathLike | None = None):
+    """``attach`` for a loaded runner of an ONNX file (``runner.path``): its graph run by its own backend where
+    it declares ``intermediate_outputs`` (OpenVINO), else by ONNX Runtime. Other runners are left as they are."""
+    candidate = getattr(runner, "path", None)
+    if not record.failed or not candidate or Path(candidate).suffix != ".onnx":
+        return record
+    precision = precision or getattr(runner, "precision", "fp32")
+    try:
+        return attach(record, reference, candidate, batch, precision=precision, out_dir=out_dir,
+                      runtime=getattr(runner, "intermediate_outputs", None))
+    except ZoogateError as exc:          # e.g. no measured bisect tolerance for the precision: say so, keep the FAIL
+        record.reason += f"; bisect not run: {exc}"
+        return record
 
 
 def _load(path: str | os.PathLike):
@@ -167,12 +187,19 @@ def _load(path: str | os.PathLike):
         raise ZoogateError(f"not an ONNX model ({type(exc).__name__})", path) from None
 
 
-def _all_outputs(model, batch: np.ndarray) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
+def _all_outputs(model, batch: np.ndarray, runtime: Runtime | None = None) -> dict[str, np.ndarray]:
+    """Every tensor of ``model`` on ``batch``: the graph with all of them marked as outputs, run by ``runtime``
+    (default ONNX Runtime's CPU EP)."""
     from polygraphy import constants
     from polygraphy.backend.onnx import ModifyOutputs
 
     marked = ModifyOutputs(model, outputs=constants.MARK_ALL, copy=True)()
+    return (runtime or _onnxruntime)(marked, batch)
+
+
+def _onnxruntime(marked, batch: np.ndarray) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
     session = ort.InferenceSession(marked.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0]
     x = batch.astype(np.float16) if feed.type == "tensor(float16)" else batch.astype(np.float32)
@@ -211,8 +238,11 @@ def _error(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float, float, floa
 
 
 def bisect(reference: str | os.PathLike, candidate: str | os.PathLike, batch: np.ndarray, *,
-           precision: str = "fp32", max_tensors: int = MAX_TENSORS) -> BisectResult:
-    """Compare every intermediate tensor of ``candidate`` with ``reference`` on ``batch`` (NCHW float32)."""
+           precision: str = "fp32", max_tensors: int = MAX_TENSORS, runtime: Runtime | None = None) -> BisectResult:
+    """Compare every intermediate tensor of ``candidate`` with ``reference`` on ``batch`` (NCHW float32).
+
+    ``runtime`` runs the candidate (a backend's ``Runner.intermediate_outputs``, e.g. OpenVINO at its inference
+    precision); the reference always runs in ONNX Runtime. With a runtime the candidate may be the reference file."""
     try:
         tol = baselines.tolerance(f"bisect_{precision}")
     except ZoogateError:
@@ -220,7 +250,7 @@ def bisect(reference: str | os.PathLike, candidate: str | os.PathLike, batch: np
                            "baselines/tolerances.toml, or pass --precision fp32|fp16") from None
     ref_model, cand_model = _load(reference), _load(candidate)
     ref_out = _reference_outputs(reference, ref_model, batch)
-    cand_out = _all_outputs(cand_model, batch)
+    cand_out = _all_outputs(cand_model, batch, runtime)
     cand_nodes = {n.name: n for n in cand_model.graph.node if n.name}
     cand_producer = {o: n for n in cand_model.graph.node for o in n.output}
     cand_consumers: dict[str, list] = {}
