@@ -24,7 +24,7 @@ import pytest
 
 from zoogate import baselines, cache
 from zoogate.accuracy import EvalResult, evaluate, reference_run, refuse_other_builds, score_offline
-from zoogate.generated_set import GeneratedSet, label_generated_set
+from zoogate.generated_set import GENERATED_IMAGES, GENERATED_IMAGES_DEFAULT, GeneratedSet, generated_set_for
 from zoogate.crop_cache import DEFAULT_MAX_GB
 from zoogate.input_pipeline import InputOptions
 from zoogate.partial_results import run_identity, state_file_for
@@ -32,10 +32,6 @@ from zoogate.datasets import LabelledSet, open_dataset
 from zoogate.errors import ZoogateError
 from zoogate.identity import BuildMismatch
 
-# images per generated set: with the 99 % floor every image must agree, so even 24 is a sharp test.
-# inception_v4 costs ~2.6x iresnet50 per image on the CPU (labelling runs PyTorch eager).
-GENERATED_IMAGES = {"inception_v4": 24}
-GENERATED_IMAGES_DEFAULT = 32
 GENERATED_BS = 8
 REFERENCE_RUNNER = "torch"   # the fp32 reference the MLPerf-style gate compares with
 REFERENCE_BS = 8
@@ -89,17 +85,10 @@ class GeneratedSets:
 
     def get(self, model: str) -> GeneratedSet:
         if model not in self._sets:
-            from hardware.torch_runner import TorchRunner
-
             loaded = self.zoo.model(model)          # skips for ONNX-only models
-            reference = TorchRunner().load(loaded, GENERATED_BS)
-            self._sets[model] = label_generated_set(self.root / model, reference,
-                                                    baselines.model(model).preprocess,
-                                                    GENERATED_IMAGES.get(model, GENERATED_IMAGES_DEFAULT),
-                                                    model=model, batch_size=GENERATED_BS,
-                                                    reference_parts={"runner": reference.name,
-                                                                     "weights": loaded.weights_identity,
-                                                                     **cache.versions()})
+            self._sets[model] = generated_set_for(self.root / model, loaded,
+                                                  GENERATED_IMAGES.get(model, GENERATED_IMAGES_DEFAULT),
+                                                  batch_size=GENERATED_BS)
         return self._sets[model]
 
 
