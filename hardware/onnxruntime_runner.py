@@ -46,7 +46,7 @@ def _provider_listed(provider: str) -> tuple[bool, str]:
     return True, provider
 
 
-_THREADS_OPTION = {"intra_op_threads": "SessionOptions.intra_op_num_threads (default: onnxruntime's)"}
+THREADS_OPTION = {"intra_op_threads": "SessionOptions.intra_op_num_threads (default: onnxruntime's)"}
 
 
 class OnnxRuntimeRunner(Runner):
@@ -55,7 +55,7 @@ class OnnxRuntimeRunner(Runner):
     bare_session = True
     # option names this provider accepts as provider options (others are rejected early)
     provider_option_names: tuple[str, ...] = ()
-    options = _THREADS_OPTION
+    options = THREADS_OPTION
 
     def __init__(self, device_id: int = 0, intra_op_threads: int | None = None, **provider_options) -> None:
         super().__init__()
@@ -127,7 +127,7 @@ class OnnxRuntimeCudaRunner(OnnxRuntimeRunner):
     marker = torch_runner.GPU.name
     provider = "CUDAExecutionProvider"
     provider_option_names = ("gpu_mem_limit", "cudnn_conv_algo_search", "arena_extend_strategy")
-    options = {**_THREADS_OPTION, **{n: "CUDA EP provider option" for n in provider_option_names}}
+    options = {**THREADS_OPTION, **{n: "CUDA EP provider option" for n in provider_option_names}}
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -146,7 +146,7 @@ class OnnxRuntimeCannRunner(OnnxRuntimeRunner):
     provider = "CANNExecutionProvider"
     provider_option_names = ("npu_mem_limit", "arena_extend_strategy", "enable_cann_graph",
                              "precision_mode", "op_select_impl_mode", "optypelist_for_implmode")
-    options = {**_THREADS_OPTION, **{n: "CANN EP provider option" for n in provider_option_names},
+    options = {**THREADS_OPTION, **{n: "CANN EP provider option" for n in provider_option_names},
                "precision_mode": f"CANN EP precision mode; {' / '.join(_CANN_FP32_MODES)} keep float32 (tolerance "
                                  f"fp32_cross_backend), any other is gated as fp16"}
 

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from hardware.base import Backend, Runner
+from zoogate import int8
 from zoogate.errors import ZoogateError
 from zoogate.identity import file_digest
 
@@ -157,6 +158,30 @@ class OpenVinoDefaultPrecisionRunner(OpenVinoRunner):
                                f"without BF16)")
 
 
+class OpenVinoInt8Runner(OpenVinoRunner):
+    """OpenVINO on the int8 QDQ build (zoogate.int8, the same build as onnxruntime-int8): OpenVINO runs the
+    quantised ops in int8 (VNNI / AMX where the CPU has them) and the rest in f32 (the hint), as ONNX Runtime does."""
+
+    name = "openvino-int8"
+    precision = "int8"
+    agreement_tolerance = "int8"
+    options = {**_OPTIONS, **int8.RUNNER_OPTIONS}
+    calibrated_caveats = int8.CALIBRATED_CAVEATS
+
+    def __init__(self, device_id: int = 0, inference_num_threads: int | None = None,
+                 num_streams: int | None = None, **options) -> None:
+        super().__init__(device_id, inference_num_threads, num_streams)
+        self.int8 = int8.Int8Options.of(options)
+
+    @classmethod
+    def artifact(cls, request):
+        return int8.artifact(request)
+
+    @property
+    def build_options(self) -> dict:
+        return {**super().build_options, **self.int8.as_build_options()}
+
+
 def _faults():
     from zoogate.faults import Fault, fp32_agreement, primary_onnx
 
@@ -178,4 +203,5 @@ def _faults():
                   bisected=True)]
 
 
-BACKEND = Backend("openvino", runners=(OpenVinoRunner, OpenVinoDefaultPrecisionRunner), faults=_faults)
+BACKEND = Backend("openvino", runners=(OpenVinoRunner, OpenVinoDefaultPrecisionRunner, OpenVinoInt8Runner),
+                  faults=_faults)

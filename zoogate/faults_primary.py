@@ -48,6 +48,16 @@ class PrimaryModel:
                                                              baselines.model(PRIMARY).preprocess))
 
     @classmethod
+    def generated_set(cls):
+        """The primary model's generated labelled set (the suite's own: same size, seed and cached labels)."""
+        import tempfile
+
+        from zoogate.generated_set import GENERATED_IMAGES_DEFAULT, generated_set_for
+
+        return cls.get("generated", lambda: generated_set_for(Path(tempfile.mkdtemp(prefix="zoogate-fault-")) / PRIMARY,
+                                                              cls.loaded(), GENERATED_IMAGES_DEFAULT))
+
+    @classmethod
     def eager(cls, batch: np.ndarray) -> np.ndarray:
         import torch
 

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                    help=f"images to feed (the first {BISECT_IMAGES}, reference preprocessing); default generated")
     p.add_argument("--max-tensors", type=int, default=None, metavar="N",
                    help="compare at most N tensors (default zoogate.bisect.MAX_TENSORS); a capped clean run exits 1")
-    p.add_argument("--precision", default=None, choices=("fp32", "fp16"),
+    p.add_argument("--precision", default=None, choices=("fp32", "fp16", "int8"),
                    help="the candidate's precision, which picks the tolerance (default: read from the graph)")
     p.add_argument("--out", default="reports/bisect", metavar="STEM",
                    help="profile path without suffix: STEM.json and STEM.png (default reports/bisect)")

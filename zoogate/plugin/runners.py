@@ -31,6 +31,7 @@ import pytest
 
 from hardware import registry
 from hardware.artifacts import ArtifactMissing, ArtifactRequest
+from hardware.base import Runner
 from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.plugin._params import explicitly_parametrized
@@ -186,6 +187,8 @@ class RunnerLoader:
             return registry.get(runner).artifact(request), request
         except ArtifactMissing as exc:
             pytest.skip(str(exc))
+        except ZoogateError as exc:          # a user's file the artifact is built from (--runner ...:calib=DIR)
+            pytest.fail(f"runner {runner}: {exc}", pytrace=False)
 
     def artifact(self, model: str, runner: str, bs: int, options: dict):
         """What the runner's load() takes; skips naming the expected file when a compiled one is missing."""
@@ -224,6 +227,15 @@ class RunnerLoader:
     def close(self) -> None:
         while self._loaded:
             self._loaded.popitem()[1].close()
+
+
+def skip_on_calibrated_caveat(zoo, runner: "Runner", model: str) -> None:
+    """Skip a numerical gate of ``runner`` on ``model`` when the weights are the calibrated ones and the runner
+    declares (``calibrated_caveats``, measured) that its numbers mean nothing there; real weights always run."""
+    caveat = runner.calibrated_caveats.get(model)
+    if caveat and zoo.model(model).calibrated:
+        pytest.skip(f"{runner.name} on the calibrated weights of {model}: {caveat}; pass --weights DIR (real "
+                    f"weights) to gate it")
 
 
 @pytest.fixture(scope="session")
