@@ -7,6 +7,7 @@ A backend is one module with ``BACKEND = Backend(...)``; hardware.registry finds
 from __future__ import annotations
 
 import abc
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -54,8 +55,8 @@ class Runner(abc.ABC):
     # ``(ModelProto with every tensor an output, batch) -> {tensor name: array}``: a failed agreement of the
     # runner is then bisected on that backend (zoogate.bisect.attach_to_runner). None: ONNX Runtime runs it.
     intermediate_outputs = None
-    # model -> why this runner's numerical gates (agreement with eager, accuracy on the generated set) say nothing
-    # on the model's calibrated weights, measured; they then skip with that reason and run with --weights
+    # model -> why this runner's numbers say nothing on the model's calibrated weights (measured): its tests of that
+    # model skip with the reason (before anything is built) and run with --weights
     calibrated_caveats: dict[str, str] = {}
     # What load() loaded, for build identities (zoogate.identity): "sha256:<hex>" of the artifact file(s),
     # or the weights for the torch runner. None (a runner that does not say) never matches a saved result.
@@ -122,6 +123,22 @@ class Runner(abc.ABC):
         if out.ndim == 0 or out.shape[0] != batch.shape[0]:
             raise ValueError(f"{self.name}: {batch.shape[0]} input rows gave output of shape {out.shape}")
         return out.reshape(batch.shape[0], -1)[:n_real]
+
+    def rebatched(self, batch_size: int) -> "Runner | None":
+        """This loaded runner at another batch size, sharing what load() loaded (a session, a compiled model):
+        for artifacts that take any batch size. None for a static-batch artifact, which is loaded per size."""
+        if self.static_batch or self.batch_size is None:
+            return None
+        other = copy.copy(self)
+        other.timing, other.batch_size, other._artifact_owner = Timing(), batch_size, self.artifact_owner
+        return other
+
+    @property
+    def artifact_owner(self) -> "Runner":
+        return getattr(self, "_artifact_owner", None) or self
+
+    def shares_artifact_with(self, other: "Runner") -> bool:
+        return self.artifact_owner is other.artifact_owner
 
     def close(self) -> None:
         """Release device resources; safe to call twice."""

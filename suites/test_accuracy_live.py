@@ -27,7 +27,6 @@ from zoogate.gates.accuracy import (build_identity_gate, documented_gate, label_
 from zoogate.identity import BuildMismatch
 from zoogate.errors import ZoogateError
 from zoogate.plugin.accuracy import REFERENCE_RUNNER
-from zoogate.plugin.runners import skip_on_calibrated_caveat
 from zoogate.record import FAIL
 
 pytestmark = pytest.mark.runner_cases(models=["iresnet50", "inception_v4"], bs=[8])
@@ -36,7 +35,6 @@ pytestmark = pytest.mark.runner_cases(models=["iresnet50", "inception_v4"], bs=[
 # the reference runner made the labels through this same live path: comparing it with itself could not fail
 @pytest.mark.runner_cases(runners=[r for r in registry.names() if r != REFERENCE_RUNNER])
 def test_generated_set_top1_vs_reference(runner_case, zoo, loaded_runner, generated_sets, live_eval, gate_log):
-    skip_on_calibrated_caveat(zoo, loaded_runner, runner_case.model)
     generated = generated_sets.get(runner_case.model)
     result = live_eval.run(runner_case.model, loaded_runner, generated.dataset, runner_case.bs, persist=False)
     gate_log(attach_pipeline(reference_gate(runner_case.model, result, generated.reference,

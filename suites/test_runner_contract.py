@@ -18,7 +18,6 @@ from hardware.base import Runner, infer_all
 from hardware.torch_runner import TorchRunner
 from zoogate import baselines
 from zoogate.planted_runners import BatchMateRunner, TailDroppingRunner
-from zoogate.plugin.runners import skip_on_calibrated_caveat
 from zoogate.record import FAIL, PASS, SKIP
 
 # Every check on the cheap iresnet50; inception_v4 (the primary model, 5x the compute) for the output
@@ -59,7 +58,6 @@ def test_partial_last_batch(runner_case, loaded_runner, zoo, gate_log):
 def test_agreement_with_eager(runner_case, loaded_runner, zoo, eager_logits, gate_log, bisect_dir):
     from zoogate.bisect import attach_to_runner
 
-    skip_on_calibrated_caveat(zoo, loaded_runner, runner_case.model)
     # bs+1 images (at least 5, so bs 1 and 4 share one eager reference): the last batch is partial
     images = _images(zoo, runner_case)[:max(runner_case.bs + 1, 5)]
     reference = eager_logits(runner_case.model, images)

@@ -223,17 +223,23 @@ def _reference_outputs(path: str | os.PathLike, model, batch: np.ndarray) -> dic
 
 
 def _error(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float, float, float | None, int]:
-    r = ref.astype(np.float64).ravel()
-    c = cand.astype(np.float64).ravel()
-    bad = int((~np.isfinite(c) & np.isfinite(r)).sum())
-    both = np.isfinite(c) & np.isfinite(r)
-    diff = np.abs(c[both] - r[both])
+    r = np.asarray(ref).ravel()
+    c = np.asarray(cand).ravel()
+    if r.dtype.kind != "f" or r.dtype.itemsize > 4 or c.dtype != r.dtype:
+        r, c = r.astype(np.float64), c.astype(np.float64)
+    ref_ok, cand_ok = np.isfinite(r), np.isfinite(c)
+    bad = int((~cand_ok & ref_ok).sum())
+    both = None if ref_ok.all() and cand_ok.all() else ref_ok & cand_ok      # the common case: all finite
+    rr, cc = (r, c) if both is None else (r[both], c[both])
+    diff = np.abs(cc - rr, dtype=np.float64) if rr.dtype != np.float64 else np.abs(cc - rr)
     max_abs = float(diff.max()) if diff.size else 0.0
     mean_abs = float(diff.mean()) if diff.size else 0.0
-    scale = float(np.abs(r[np.isfinite(r)]).max()) if np.isfinite(r).any() else 0.0
+    finite_ref = r if ref_ok.all() else r[ref_ok]
+    scale = float(np.abs(finite_ref).max()) if finite_ref.size else 0.0
     normalised = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
-    nr, nc = np.linalg.norm(r[both]), np.linalg.norm(c[both])
-    cosine = float(np.dot(r[both], c[both]) / (nr * nc)) if nr > 0 and nc > 0 else None
+    rr64, cc64 = rr.astype(np.float64, copy=False), cc.astype(np.float64, copy=False)
+    nr, nc = float(np.dot(rr64, rr64)) ** 0.5, float(np.dot(cc64, cc64)) ** 0.5
+    cosine = float(np.dot(rr64, cc64) / (nr * nc)) if nr > 0 and nc > 0 else None
     return max_abs, mean_abs, normalised, cosine, bad
 
 

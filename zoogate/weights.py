@@ -92,7 +92,11 @@ def load_checkpoint_into(module: nn.Module, path: Path) -> None:
             parts.append(f"{len(shape_mismatch)} shape mismatch(es), e.g. {k}: file {tuple(state[k].shape)} "
                          f"vs model {tuple(own[k].shape)}")
         raise ZoogateError("checkpoint does not fit the model: " + "; ".join(parts), path)
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=_on_meta(module))
+
+
+def _on_meta(module: nn.Module) -> bool:
+    return any(p.is_meta for p in module.parameters())
 
 
 def resolve_weights(name: str, specs: list[str] | None) -> Path | None:
@@ -243,7 +247,7 @@ def load_model(name: str, weights: str | os.PathLike | list[str] | None = None, 
     """
     mb = baselines.model(name)
     path = resolve_weights(name, weights) if isinstance(weights, list) else (Path(weights) if weights else None)
-    module = models.build(name, seed=seed)
+    module = models.skeleton(name)           # every tensor comes from the checkpoint or the cached calibration
     if path is not None:
         load_checkpoint_into(module, path)
         from zoogate.identity import file_digest
@@ -253,7 +257,7 @@ def load_model(name: str, weights: str | os.PathLike | list[str] | None = None, 
         return LoadedModel(name, module.eval(), f"checkpoint {path} (sha256 {digest[:12]})", digest[:20], mb,
                            identity)
     state, weights_id = _calibrated_state(name, seed)
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=True)
     origin = (f"calibrated (seed {seed}; BatchNorm statistics and a classifier on the leading feature directions, "
               f"from "
               f"{CALIBRATION['batches']}x{CALIBRATION['batch_size']} generated images)")

@@ -31,7 +31,6 @@ import pytest
 
 from hardware import registry
 from hardware.artifacts import ArtifactMissing, ArtifactRequest
-from hardware.base import Runner
 from zoogate import baselines
 from zoogate.errors import ZoogateError
 from zoogate.plugin._params import explicitly_parametrized
@@ -195,13 +194,18 @@ class RunnerLoader:
         return self._find(model, runner, bs, options)[0]
 
     def load(self, model, runner: str | None = None, bs: int | None = None, **options):
-        """A loaded Runner; ``model`` may be a RunnerCase. Skips when the backend is not available here."""
+        """A loaded Runner; ``model`` may be a RunnerCase. Skips when the backend is not available here, or when
+        the runner declares its numbers meaningless on this model's calibrated weights (calibrated_caveats).
+
+        A runner whose artifact takes any batch size (not static_batch) is loaded once per (model, runner,
+        options) and handed out per batch size as ``Runner.rebatched`` copies sharing the loaded artifact."""
         if isinstance(model, RunnerCase):
             case = model
             model, runner, bs = case.model, case.runner, case.bs
             options = {**dict(case.options), **options}
         options = {**self._cli_options.get(runner, {}), **options}
-        key = (model, runner, bs, tuple(sorted(options.items())))
+        build = (model, runner, tuple(sorted(options.items())))
+        key = (*build, bs)
         if key in self._loaded:
             self._loaded.move_to_end(key)
             return self._loaded[key]
@@ -209,6 +213,23 @@ class RunnerLoader:
         ok, why = cls.available()
         if not ok:
             pytest.skip(f"runner {runner} not available: {why}")
+        caveat = cls.calibrated_caveats.get(model)
+        if caveat and self.zoo.has_torch(model) and self.zoo.model(model).calibrated:
+            pytest.skip(f"{runner} on the calibrated weights of {model}: {caveat}; pass --weights DIR (real weights) "
+                        f"to gate it")
+        shared = next((r for k, r in reversed(self._loaded.items()) if k[:3] == build), None)
+        instance = shared.rebatched(bs) if shared is not None else None
+        if instance is None:
+            instance = self._load_new(model, runner, bs, options)
+        self._loaded[key] = instance
+        while len(self._loaded) > _LOADED_MAX:
+            _, old = self._loaded.popitem(last=False)
+            if not any(r.shares_artifact_with(old) for r in self._loaded.values()):
+                old.close()
+        return instance
+
+    def _load_new(self, model: str, runner: str, bs: int, options: dict):
+        cls = registry.get(runner)
         artifact, request = self._find(model, runner, bs, options)
         instance = registry.create(runner, device_id=self.device_id, **options).load(artifact, bs)
         if request.weights_identity and not instance.weights_identity:
@@ -218,24 +239,11 @@ class RunnerLoader:
             instance.close()
             pytest.fail(f"runner {runner} imported the test DOUBLE of {vendor.__name__}, not the vendor SDK: "
                         f"hardware tests never run on doubles", pytrace=False)
-        self._loaded[key] = instance
-        while len(self._loaded) > _LOADED_MAX:
-            _, old = self._loaded.popitem(last=False)
-            old.close()
         return instance
 
     def close(self) -> None:
         while self._loaded:
             self._loaded.popitem()[1].close()
-
-
-def skip_on_calibrated_caveat(zoo, runner: "Runner", model: str) -> None:
-    """Skip a numerical gate of ``runner`` on ``model`` when the weights are the calibrated ones and the runner
-    declares (``calibrated_caveats``, measured) that its numbers mean nothing there; real weights always run."""
-    caveat = runner.calibrated_caveats.get(model)
-    if caveat and zoo.model(model).calibrated:
-        pytest.skip(f"{runner.name} on the calibrated weights of {model}: {caveat}; pass --weights DIR (real "
-                    f"weights) to gate it")
 
 
 @pytest.fixture(scope="session")
