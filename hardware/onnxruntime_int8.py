@@ -21,23 +21,13 @@ from hardware.onnxruntime_runner import THREADS_OPTION, OnnxRuntimeRunner
 from zoogate import int8
 
 
-class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
+class OnnxRuntimeInt8Runner(int8.Int8Build, OnnxRuntimeRunner):
     name = "onnxruntime-int8"
-    precision = "int8"
-    calibrated_caveats = int8.CALIBRATED_CAVEATS
     options = {**THREADS_OPTION, **int8.RUNNER_OPTIONS}
 
     def __init__(self, device_id: int = 0, intra_op_threads: int | None = None, **options) -> None:
         super().__init__(device_id, intra_op_threads)
         self.int8 = int8.Int8Options.of(options)
-
-    @classmethod
-    def artifact(cls, request):
-        return int8.artifact(request)
-
-    @property
-    def build_options(self) -> dict:
-        return self.int8.as_build_options()
 
 
 def _faults():

@@ -158,28 +158,17 @@ class OpenVinoDefaultPrecisionRunner(OpenVinoRunner):
                                f"without BF16)")
 
 
-class OpenVinoInt8Runner(OpenVinoRunner):
+class OpenVinoInt8Runner(int8.Int8Build, OpenVinoRunner):
     """OpenVINO on the int8 QDQ build (zoogate.int8, the same build as onnxruntime-int8): OpenVINO runs the
     quantised ops in int8 (VNNI / AMX where the CPU has them) and the rest in f32 (the hint), as ONNX Runtime does."""
 
     name = "openvino-int8"
-    precision = "int8"
-    agreement_tolerance = "int8"
     options = {**_OPTIONS, **int8.RUNNER_OPTIONS}
-    calibrated_caveats = int8.CALIBRATED_CAVEATS
 
     def __init__(self, device_id: int = 0, inference_num_threads: int | None = None,
                  num_streams: int | None = None, **options) -> None:
         super().__init__(device_id, inference_num_threads, num_streams)
         self.int8 = int8.Int8Options.of(options)
-
-    @classmethod
-    def artifact(cls, request):
-        return int8.artifact(request)
-
-    @property
-    def build_options(self) -> dict:
-        return {**super().build_options, **self.int8.as_build_options()}
 
 
 def _faults():

@@ -249,6 +249,24 @@ class Int8Options:
         return {"method": self.method, "keep_float": self.keep_float, "calib": self.calib or "generated"}
 
 
+class Int8Build:
+    """What an int8 runner declares and loads, mixed in before its backend's Runner class:
+    ``class OnnxRuntimeInt8Runner(int8.Int8Build, OnnxRuntimeRunner)``; its __init__ sets
+    ``self.int8 = Int8Options.of(options)`` from the runner options."""
+
+    precision = "int8"
+    calibrated_caveats = CALIBRATED_CAVEATS
+    int8: Int8Options
+
+    @classmethod
+    def artifact(cls, request) -> Path:
+        return artifact(request)
+
+    @property
+    def build_options(self) -> dict:
+        return {**super().build_options, **self.int8.as_build_options()}
+
+
 def artifact(request) -> Path:
     """What an int8 runner loads for a hardware.artifacts.ArtifactRequest: the int8 build of the request's fp32
     ONNX (our export, or --onnx) on the calibration set its options name (default: generated)."""
