@@ -55,9 +55,6 @@ class Runner(abc.ABC):
     # ``(ModelProto with every tensor an output, batch) -> {tensor name: array}``: a failed agreement of the
     # runner is then bisected on that backend (zoogate.bisect.attach_to_runner). None: ONNX Runtime runs it.
     intermediate_outputs = None
-    # model -> why this runner's numbers say nothing on the model's calibrated weights (measured): its tests of that
-    # model skip with the reason (before anything is built) and run with --weights
-    calibrated_caveats: dict[str, str] = {}
     # What load() loaded, for build identities (zoogate.identity): "sha256:<hex>" of the artifact file(s),
     # or the weights for the torch runner. None (a runner that does not say) never matches a saved result.
     artifact_id: str | None = None

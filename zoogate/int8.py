@@ -221,15 +221,6 @@ RUNNER_OPTIONS = {"calib": "a folder written by zoogate calib (default: 32 gener
                   "method": "calibration method: percentile (default, as vamc's int8-percentile), minmax, entropy",
                   "keep_float": "classifier (default: the last Gemm/MatMul stays float) or none"}
 
-# model -> why an int8 build's agreement and accuracy say nothing on its calibrated weights (measured; the gates
-# skip with it and run with --weights)
-CALIBRATED_CAVEATS = {
-    "inception_v4": "int8 error grows through the calibrated (random) Inception blocks to a normalised 1.7 (bisect "
-                    "of the percentile build); a correct build keeps the fp32 top-1 on 87 % of generated images and "
-                    "flips images with margins up to 3.4, far beyond what a trained network does",
-}
-
-
 @dataclass(frozen=True)
 class Int8Options:
     """The int8 runner options, checked."""
@@ -250,12 +241,11 @@ class Int8Options:
 
 
 class Int8Build:
-    """What an int8 runner declares and loads, mixed in before its backend's Runner class:
+    """What an int8 runner declares and loads (its precision, artifact and build options), mixed in before its backend's Runner class:
     ``class OnnxRuntimeInt8Runner(int8.Int8Build, OnnxRuntimeRunner)``; its __init__ sets
     ``self.int8 = Int8Options.of(options)`` from the runner options."""
 
     precision = "int8"
-    calibrated_caveats = CALIBRATED_CAVEATS
     int8: Int8Options
 
     @classmethod

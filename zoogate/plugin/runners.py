@@ -194,8 +194,7 @@ class RunnerLoader:
         return self._find(model, runner, bs, options)[0]
 
     def load(self, model, runner: str | None = None, bs: int | None = None, **options):
-        """A loaded Runner; ``model`` may be a RunnerCase. Skips when the backend is not available here, or when
-        the runner declares its numbers meaningless on this model's calibrated weights (calibrated_caveats).
+        """A loaded Runner; ``model`` may be a RunnerCase. Skips when the backend is not available here.
 
         A runner whose artifact takes any batch size (not static_batch) is loaded once per (model, runner,
         options) and handed out per batch size as ``Runner.rebatched`` copies sharing the loaded artifact."""
@@ -213,10 +212,6 @@ class RunnerLoader:
         ok, why = cls.available()
         if not ok:
             pytest.skip(f"runner {runner} not available: {why}")
-        caveat = cls.calibrated_caveats.get(model)
-        if caveat and self.zoo.has_torch(model) and self.zoo.model(model).calibrated:
-            pytest.skip(f"{runner} on the calibrated weights of {model}: {caveat}; pass --weights DIR (real weights) "
-                        f"to gate it")
         shared = next((r for k, r in reversed(self._loaded.items()) if k[:3] == build), None)
         instance = shared.rebatched(bs) if shared is not None else None
         if instance is None:
