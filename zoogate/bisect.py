@@ -197,6 +197,13 @@ def _all_outputs(model, batch: np.ndarray, runtime: Runtime | None = None) -> di
     return (runtime or _onnxruntime)(marked, batch)
 
 
+def every_tensor(path: str | os.PathLike, batch: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of the ONNX model at ``path`` on ``batch``, each kept in the type the graph gives it. For a
+    float16 graph that is how a device stores its activations, where ONNX Runtime's CPU provider, lacking float16
+    kernels for most ops, otherwise runs whole chains of them in float32 and never stores the float16 values."""
+    return _all_outputs(_load(path), batch)
+
+
 def _onnxruntime(marked, batch: np.ndarray) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
