@@ -8,7 +8,8 @@ The one-class row also carries the first-divergence bisect of its graph (``bisec
 
 What the calibration faults measured on the calibrated weights (generated set of the primary model) is in the
 README's int8 section; a BGR or square-resized calibration set moves no range measurably on channel-symmetric
-generated images, so neither is a row: ``calibration_drop`` measures them on demand.
+generated images, so neither is a row: ``int8_accuracy(channel_order="BGR")`` and ``int8_accuracy(square=True)``
+measure them.
 """
 
 from __future__ import annotations
@@ -48,10 +49,9 @@ def one_image(source) -> tuple[list[int], str]:
 
 
 def balanced(source) -> tuple[list[int], str]:
-    from zoogate import calib, int8
+    from zoogate import int8
 
-    return calib.choose(source, count=int8.GENERATED_CALIBRATION["images"], seed=calib.CALIB_SEED,
-                        only_present=True), "the class-balanced default"
+    return int8.default_choice(source), "the class-balanced default"
 
 
 def square_resize_pipeline(spec):
@@ -120,14 +120,3 @@ def calibrated_on_one_class() -> GateRecord:
 def calibrated_on_one_image() -> GateRecord:
     return int8_accuracy(one_image, label="one-image-calibration")
 
-
-def calibration_drop() -> dict[str, dict]:
-    """top-1 vs the fp32 reference on the generated set for every planted calibration set, the healthy one
-    included (what the README's int8 section reports)."""
-    rows = {"class-balanced (default)": int8_accuracy(),
-            "one class": int8_accuracy(one_class, label="one-class-calibration"),
-            "one image": int8_accuracy(one_image, label="one-image-calibration"),
-            "BGR": int8_accuracy(channel_order="BGR", label="bgr-calibration"),
-            "square resize": int8_accuracy(square=True, label="square-resize-calibration")}
-    return {name: {"top1": r.measured, "floor": r.details.get("reference_top1"), "status": r.status,
-                   "disagreeing_images": r.details.get("disagreeing_images")} for name, r in rows.items()}

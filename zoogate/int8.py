@@ -131,9 +131,9 @@ def classifier_nodes(model) -> list[str]:
 def build_parts(source: Path, calibration: CalibrationSet, method: str, keep_float: str) -> dict:
     import onnxruntime
 
-    from zoogate import cache
+    from zoogate.identity import file_digest
 
-    return {"source_sha256": cache.sha256_file(source), "calibration": calibration.fingerprint,
+    return {"source_sha256": file_digest(source).removeprefix("sha256:"), "calibration": calibration.fingerprint,
             "calibration_images": len(calibration), "method": method, "keep_float": keep_float,
             "recipe": RECIPE, "onnxruntime": onnxruntime.__version__}
 
@@ -289,16 +289,22 @@ def generated_calibration_source(loaded, root: Path):
                              seed=GENERATED_CALIBRATION["seed"], margin=0.0).dataset
 
 
+def default_choice(source) -> list[int]:
+    """The images of ``source`` the default calibration set takes: class-balanced, as zoogate calib chooses."""
+    from zoogate import calib
+
+    return calib.choose(source, count=GENERATED_CALIBRATION["images"], seed=calib.CALIB_SEED, only_present=True)
+
+
 def generated_calibration(loaded) -> CalibrationSet:
     """The default calibration set of ``loaded`` (a zoogate.weights.LoadedModel), memoised per weights."""
     from zoogate import calib
 
-    count = GENERATED_CALIBRATION["images"]
     key = (loaded.name, loaded.weights_identity)
     if key not in _generated:
         with tempfile.TemporaryDirectory(prefix="zoogate-calib-") as tmp:
             source = generated_calibration_source(loaded, Path(tmp) / "source")
-            chosen = calib.choose(source, count=count, seed=calib.CALIB_SEED, only_present=True)
+            chosen = default_choice(source)
             calib.write(source, Path(tmp) / "calib", chosen, fmt="jpg")
             _generated[key] = from_folder(Path(tmp) / "calib", loaded.baseline.preprocess)
     return _generated[key]

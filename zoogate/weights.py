@@ -92,11 +92,7 @@ def load_checkpoint_into(module: nn.Module, path: Path) -> None:
             parts.append(f"{len(shape_mismatch)} shape mismatch(es), e.g. {k}: file {tuple(state[k].shape)} "
                          f"vs model {tuple(own[k].shape)}")
         raise ZoogateError("checkpoint does not fit the model: " + "; ".join(parts), path)
-    module.load_state_dict(state, strict=True, assign=_on_meta(module))
-
-
-def _on_meta(module: nn.Module) -> bool:
-    return any(p.is_meta for p in module.parameters())
+    module.load_state_dict(state, strict=True, assign=True)     # module may be a meta-device skeleton
 
 
 def resolve_weights(name: str, specs: list[str] | None) -> Path | None:
@@ -166,8 +162,8 @@ def calibrate_classifier(module: nn.Module, head: nn.Linear, batches: list[torch
     classifier, which reads the few directions that separate images, keeps it. So: mu = the mean feature,
     P = the ``directions`` leading principal directions of the centred features (singular values S), and
     W' = s * (W P^T) diag(S^-whiten) P, b' = -W' mu: the head's own seeded weights projected onto those
-    directions, partly whitened (0 keeps the variance ordering, 1 weighs every direction alike) so that more
-    than a handful of classes win; s scales the logits' std to ``target_std``.
+    directions, reweighted by ``whiten`` (0, the default, keeps the variance ordering, which kept int8's flips
+    smallest; 1 weighs every direction alike and lets more classes win); s scales the logits' std to ``target_std``.
     """
     feats: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda _m, inp, _out: feats.append(inp[0].detach()))
