@@ -1,11 +1,19 @@
-"""Benchmark: `fast` (PIL + lookup table, 2 worker processes) vs the single-process torchvision reference
-on 200 generated ImageNet-sized JPEGs. No timed assertion (the host is shared): the ratio is recorded in
-the benchmark's extra_info (``speedup_vs_reference``) and the two results must be bit-identical."""
+"""Benchmarks on 320 generated ImageNet-sized JPEGs, side by side in one run, against the single-process
+torchvision reference: `fast` (2 worker processes), the live input pipeline with 1 and 2 workers and a null
+runner, and the crop cache's second pass against its first. No timed assertion (the host is shared): the
+ratios are recorded in each benchmark's extra_info and printed (``-s``); every result must be bit-identical
+to the reference's.
+
+320 images: the live pipeline's fixed cost (starting its worker processes, filling the first batch, about
+0.1 s) is then under a fifth of the run, as it is a rounding error in a 50,000-image run; the steady-state
+ratio after the first batch is recorded beside the ratio over the whole set."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import statistics
+import time
 
 import numpy as np
 import pytest
@@ -15,9 +23,10 @@ from zoogate import baselines, synthetic
 from zoogate.preprocess.fast import decode_rgb, make_executor, preprocess_paths
 from zoogate.preprocess.reference import preprocess_reference, torch_threads
 
-N_IMAGES = 200
-ROUNDS = 3
+N_IMAGES = 320
+ROUNDS = 2
 JOBS = 2
+BS = 8                    # the live pipeline's batch size
 GROUP = f"preprocess-{N_IMAGES}-jpegs-inception_v4"
 _results: dict[str, object] = {}        # reference timing and digest, read by the fast benchmark
 
@@ -98,52 +107,81 @@ def test_fast_parallel(benchmark, jpegs, pool):
 
 # ---- the live-evaluation input pipeline (zoogate.input_pipeline): what a runner is fed at ----
 
-def _feed(paths, spec, options, passes: int = 1):
-    """Every batch of the live input pipeline, with a null runner: the host side alone."""
+def _drain(paths, spec, options) -> tuple[float, object]:
+    """Every batch of one live input pipeline taken by a null runner, which keeps nothing (a runner does not
+    concatenate its batches either); (seconds until the first batch arrived, the pipeline's stats)."""
     from zoogate.input_pipeline import InputPipeline
 
-    out = None
-    for _ in range(passes):
-        source = InputPipeline(paths, spec, 8, options=options)
-        out = np.concatenate(list(source.batches()))
-    return out, source.stats
+    t0 = time.perf_counter()
+    first = None
+    source = InputPipeline(paths, spec, 8, options=options)
+    for _ in source.batches():
+        if first is None:
+            first = time.perf_counter() - t0
+    return first, source.stats
+
+
+def _feed(paths, spec, options) -> np.ndarray:
+    """The same batches, kept: what the timed runs are checked against, outside the timing."""
+    from zoogate.input_pipeline import InputPipeline
+
+    return np.concatenate(list(InputPipeline(paths, spec, 8, options=options).batches()))
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=lambda w: f"workers{w}")
-def test_live_pipeline_with_a_null_runner(benchmark, jpegs, workers, tmp_path):
+def test_live_pipeline_with_a_null_runner(benchmark, jpegs, workers):
+    """Wall time over the whole set, the start-up of the worker processes included, and the steady state
+    after the first batch (what a 50,000-image run sees), both against the reference on the same images."""
     from zoogate.input_pipeline import InputOptions
 
     spec = baselines.model("inception_v4").preprocess
     options = InputOptions(workers=workers, crop_cache=False)
-    benchmark.group = GROUP
-    out, stats = benchmark.pedantic(lambda: _feed(jpegs, spec, options), rounds=ROUNDS, iterations=1)
     if "reference_digest" in _results:
-        assert _digest(out) == _results["reference_digest"]           # bit-identical to the reference
-    benchmark.extra_info.update(images=N_IMAGES, workers=workers, host_img_s=round(stats.host_img_s, 1))
+        assert _digest(_feed(jpegs, spec, options)) == _results["reference_digest"]   # bit-identical
+    benchmark.group = GROUP
+    runs = []
+
+    def run():
+        t0 = time.perf_counter()
+        first, stats = _drain(jpegs, spec, options)
+        runs.append((first, time.perf_counter() - t0))
+        return stats
+
+    stats = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
+    assert stats.images == N_IMAGES and stats.workers == workers
+    startup = statistics.median(first for first, _ in runs)
+    steady_s = statistics.median((total - first) / (N_IMAGES - BS) for first, total in runs)
+    benchmark.extra_info.update(images=N_IMAGES, workers=workers, first_batch_s=round(startup, 3),
+                                steady_img_s=round(1 / steady_s, 1))
     ref, live = _results.get("reference_mean_s"), _mean(benchmark)
     if ref and live:
-        benchmark.extra_info["speedup_vs_reference"] = round(ref / live, 2)
+        ref_per_image = ref / N_IMAGES
+        benchmark.extra_info.update(speedup_vs_reference=round(ref / live, 2),
+                                    steady_speedup_vs_reference=round(ref_per_image / steady_s, 2))
         print(f"\nlive input pipeline ({workers} worker(s), null runner) vs single-process torchvision reference "
-              f"on {N_IMAGES} JPEGs: {ref / live:.2f}x ({N_IMAGES / live:.0f} vs {N_IMAGES / ref:.0f} img/s)")
+              f"on {N_IMAGES} JPEGs: {ref / live:.2f}x over the set ({N_IMAGES / live:.0f} vs {N_IMAGES / ref:.0f} img/s, "
+              f"first batch after {startup * 1e3:.0f} ms), {ref_per_image / steady_s:.2f}x after the first batch "
+              f"({1 / steady_s:.0f} img/s)")
 
 
 @pytest.mark.parametrize("workers", [0, 1], ids=lambda w: f"workers{w}")
 def test_crop_cache_second_pass(benchmark, jpegs, workers, tmp_path):
     """First pass (decode, crop, publish to the cache) vs a second pass over the cached set, side by side,
-    with the same settings. With workers the fixed cost of starting them (about 0.1 s) weighs on 200 images."""
-    import time
-
+    with the same settings and a null runner. With a worker the fixed cost of starting it (about 0.1 s)
+    weighs on a cached pass of 200 images."""
     from zoogate.input_pipeline import InputOptions
 
     spec = baselines.model("inception_v4").preprocess
     options = InputOptions(workers=workers, crop_cache=True, cache_root=tmp_path)
     t0 = time.perf_counter()
-    first, first_stats = _feed(jpegs, spec, options)
+    _, first_stats = _drain(jpegs, spec, options)
     first_s = time.perf_counter() - t0
     assert first_stats.cache_written == N_IMAGES
     benchmark.group = GROUP
-    second, stats = benchmark.pedantic(lambda: _feed(jpegs, spec, options), rounds=ROUNDS, iterations=1)
-    assert stats.cache_hits == N_IMAGES and second.tobytes() == first.tobytes()
+    stats = benchmark.pedantic(lambda: _drain(jpegs, spec, options)[1], rounds=ROUNDS, iterations=1)
+    assert stats.cache_hits == N_IMAGES
+    if "reference_digest" in _results:       # outside the timing: the cached pass gives the reference's tensors
+        assert _digest(_feed(jpegs, spec, options)) == _results["reference_digest"]
     cached = _mean(benchmark)
     if cached:
         benchmark.extra_info.update(images=N_IMAGES, workers=workers, first_pass_s=round(first_s, 3),

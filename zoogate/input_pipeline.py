@@ -4,7 +4,7 @@
 ``FastPipeline(spec)(open_rgb(path))`` per image (the reference preprocessing). Work is split where it is
 cheapest to send: workers (``torch.utils.data.DataLoader`` worker processes) read each file, take its
 content digest, and return the uint8 crop, from the crop cache (zoogate.crop_cache) when it holds the
-image for this geometry, else decoded; the parent normalises each batch (0.15 ms per 299 px crop) and
+image for this geometry, else decoded; the parent normalises each batch (about 0.3 ms per 299 px crop) and
 publishes new crops to the cache. Prefetch is bounded: at most ``workers x PREFETCH_BATCHES`` batches wait.
 
 A pipeline that is not split (any callable PIL image -> float32 CHW, e.g. a planted BGR preprocessing) runs

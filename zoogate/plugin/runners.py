@@ -40,9 +40,10 @@ from zoogate.plugin._state import batch_sizes as given_batch_sizes
 MARK = "runner_cases"
 DEFAULT_BS = (1, 4)              # runner tests on the CPU when --bs is not given
 DEFAULT_MODELS = ("inception_v4",)
-# loaded runners kept per session: one model's worth of CPU runners at the default batch sizes, so a test
-# module walking (runner, bs) per test loads each once (ORT sessions of inception_v4 are ~170 MB)
-_LOADED_MAX = 8
+# loaded artifacts kept per session (a batch-size view of one shares it and does not count): every CPU runner
+# of the two models the suite runs by default, so tests in any order (pytest-randomly) load each build once;
+# an inception_v4 session holds ~170 MB
+_LOADED_MAX = 16
 
 
 @dataclass(frozen=True)
@@ -217,10 +218,11 @@ class RunnerLoader:
         if instance is None:
             instance = self._load_new(model, runner, bs, options)
         self._loaded[key] = instance
-        while len(self._loaded) > _LOADED_MAX:
-            _, old = self._loaded.popitem(last=False)
-            if not any(r.shares_artifact_with(old) for r in self._loaded.values()):
-                old.close()
+        while len({id(r.artifact_owner) for r in self._loaded.values()}) > _LOADED_MAX:
+            oldest = next(iter(self._loaded.values())).artifact_owner
+            for k in [k for k, r in self._loaded.items() if r.artifact_owner is oldest]:
+                del self._loaded[k]
+            oldest.close()
         return instance
 
     def _load_new(self, model: str, runner: str, bs: int, options: dict):
