@@ -121,6 +121,21 @@ def test_generated_labels_are_cached_per_reference_build(tmp_path, monkeypatch):
                             reference_parts=build)
 
 
+class FlatRunner(PooledLinearRunner):
+    """Every class scores the same: a top-1 margin of exactly 0 on every image."""
+
+    def _infer(self, batch):
+        return np.zeros((len(batch), 1000), dtype=np.float32)
+
+
+def test_the_margin_a_caller_asks_is_the_one_applied(tmp_path):
+    """A calibration source asks margin 0 (its labels only balance its classes): flat logits still label every
+    candidate, in one round (the named tolerance, 0.5, would keep none of them)."""
+    kept = label_generated_set(tmp_path / "calib", FlatRunner().load(None, BS), SPEC, 8, batch_size=BS, margin=0.0)
+    assert len(kept.dataset) == 8 and kept.candidates <= 8 * 2
+    assert "top-1 margin >= 0.0" in kept.reference.notes[0]
+
+
 def _run(runner, ds, **kw):
     return evaluate(runner.load(None, BS), ds, SPEC, BS, progress=False, model="iresnet50", **kw)
 

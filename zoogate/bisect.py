@@ -46,6 +46,15 @@ class TensorError:
     diverged: bool
 
 
+def _beyond(value: float, limit: float) -> str:
+    """``value`` with the digits that tell it from ``limit`` (0.2004 beyond 0.2 is not printed "0.2")."""
+    for digits in (4, 6, 9):
+        text = f"{value:.{digits}g}"
+        if text != f"{limit:g}":
+            return text
+    return repr(value)
+
+
 @dataclass
 class BisectResult:
     reference: str
@@ -84,7 +93,7 @@ class BisectResult:
                     f"{self.limit:g})")
         grow = ", ".join(f"{t.normalised:.3g}" for t in self.compared[self.compared.index(first):][:6])
         why = (f"{first.nonfinite} Inf/NaN values where the reference is finite" if first.nonfinite else
-               f"normalised {first.normalised:.4g} > {self.limit:g} ({self.tolerance})")
+               f"normalised {_beyond(first.normalised, self.limit)} > {self.limit:g} ({self.tolerance})")
         text = (f"first divergent node {first.node!r} ({first.op_type}; inputs {', '.join(first.inputs)}; output "
                 f"{first.tensor}): {why}; max abs {first.max_abs:.4g}, mean abs {first.mean_abs:.4g} (finite "
                 f"values); normalised error downstream: {grow}")

@@ -50,7 +50,7 @@ def _labelled(root: Path, reference_runner, spec: Preprocess, n: int, *, model: 
     tried = 0
     for rnd in range(CANDIDATE_ROUNDS):
         want = n - len(kept)
-        share = max(len(kept) / tried, 0.05) if tried else FIRST_ROUND_KEPT
+        share = max(len(kept) / tried, 0.05) if tried else FIRST_ROUND_KEPT if margin > 0 else 1.0
         count = -(-int(want * CANDIDATE_SURPLUS / share) // batch_size) * batch_size
         jpegs = generated_jpegs(count, seed=seed + tried)
         tried += count
@@ -86,10 +86,13 @@ def label_generated_set(root, reference_runner, spec: Preprocess, n: int, *, mod
     would be a coin toss for any backend that reorders float sums), as are 1001-class images whose top-1 is
     the background class. The kept files are written again, byte for byte, as the final set.
 
+    ``margin``: the top-1 margin a kept image needs (default: that tolerance; 0 keeps every candidate with a
+    finite, non-background top-1, as a calibration set that needs labels only for class balance does).
     ``reference_parts`` (what identifies the reference build: runner, weights, library versions) turns the
     cache on; without it the set is labelled afresh.
     """
-    margin = baselines.tolerance("generated_label_margin").value
+    if margin is None:
+        margin = baselines.tolerance("generated_label_margin").value
     root = Path(root)
     label = lambda: _labelled(root, reference_runner, spec, n, model=model, seed=seed, batch_size=batch_size,
                               margin=margin)

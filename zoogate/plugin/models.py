@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from zoogate import baselines, cache, synthetic
 from zoogate.errors import ZoogateError
 from zoogate.plugin._params import explicitly_parametrized
-from zoogate.weights import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from zoogate.weights import LoadedModel
 
 
 def given_models(config: pytest.Config) -> list[str] | None:
@@ -73,6 +76,8 @@ class Zoo:
                         f"gates that need one skip; pass --onnx {name}=PATH for the ONNX-based gates")
         if name not in self._models:
             try:
+                from zoogate.weights import load_model     # torch: imported when a model is first needed
+
                 self._models[name] = load_model(name, self.weight_specs)
             except ZoogateError as exc:
                 pytest.fail(f"cannot load weights for {name}: {exc}", pytrace=False)
