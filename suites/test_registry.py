@@ -243,3 +243,42 @@ def test_an_argument_is_explicit_only_when_named_exactly():
     assert not explicitly_parametrized(_metafunc(several), "runner")
     assert explicitly_parametrized(_metafunc(pytest.mark.parametrize(argnames="model_name", argvalues=[])),
                                    "model_name")
+
+
+def test_the_loader_bounds_loaded_artifacts_not_batch_size_views(request, monkeypatch):
+    """Views of one loaded artifact at other batch sizes share it and do not count against the bound; the
+    artifact used longest ago is closed first, with all its views, and a view's use keeps its artifact."""
+    from hardware.base import Runner
+    from zoogate.plugin import runners
+
+    closed = []
+
+    class Loaded(Runner):
+        name = "loaded-double"
+
+        @classmethod
+        def available(cls):
+            return True, "a double"
+
+        def load(self, artifact, batch_size):
+            self.batch_size, self.model = batch_size, artifact
+            return self
+
+        def _infer(self, batch):
+            return batch
+
+        def close(self):
+            closed.append(self.model)
+
+    monkeypatch.setattr(registry, "get", lambda name: Loaded)
+    monkeypatch.setattr(runners, "_LOADED_MAX", 2)
+    loader = runners.RunnerLoader(request.config, zoo=None)
+    monkeypatch.setattr(loader, "_load_new", lambda model, runner, bs, options: Loaded().load(model, bs))
+    a1 = loader.load("a", "loaded-double", 1)
+    a4 = loader.load("a", "loaded-double", 4)
+    assert a4.shares_artifact_with(a1) and a4.batch_size == 4
+    loader.load("b", "loaded-double", 1)
+    assert loader.load("a", "loaded-double", 4) is a4          # a used again, through a view
+    loader.load("c", "loaded-double", 1)                        # a third artifact: b goes, not a
+    assert closed == ["b"]
+    assert loader.load("a", "loaded-double", 1) is a1

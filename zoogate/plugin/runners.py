@@ -41,7 +41,7 @@ MARK = "runner_cases"
 DEFAULT_BS = (1, 4)              # runner tests on the CPU when --bs is not given
 DEFAULT_MODELS = ("inception_v4",)
 # loaded artifacts kept per session (a batch-size view of one shares it and does not count): every CPU runner
-# of the two models the suite runs by default, so tests in any order (pytest-randomly) load each build once;
+# of the two models the suite runs by default, so tests in any order (--random-order) load each build once;
 # an inception_v4 session holds ~170 MB
 _LOADED_MAX = 16
 
@@ -207,7 +207,9 @@ class RunnerLoader:
         build = (model, runner, tuple(sorted(options.items())))
         key = (*build, bs)
         if key in self._loaded:
-            self._loaded.move_to_end(key)
+            owner = self._loaded[key].artifact_owner
+            for k in [k for k, r in self._loaded.items() if r.artifact_owner is owner]:
+                self._loaded.move_to_end(k)          # the artifact was used: all its views are recent
             return self._loaded[key]
         cls = registry.get(runner)
         ok, why = cls.available()
