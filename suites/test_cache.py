@@ -117,3 +117,29 @@ def test_fp16_copies_and_gate_reports_follow_the_umask(root, tmp_path):
         os.umask(previous)
     assert half.is_relative_to(root)
     assert oct(half.stat().st_mode & 0o777) == oct(written.stat().st_mode & 0o777) == oct(0o664)
+
+
+def test_a_cached_json_fact_is_computed_once_per_key_and_read_back_equal(tmp_path, monkeypatch):
+    from zoogate.preprocess import variants
+    from zoogate.results_vacc import _timm_imagenet_info, imagenet_info
+
+    monkeypatch.setattr(cache, "_override", tmp_path)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"mean": [0.5, 0.25], "n": 3}
+
+    assert cache.cached_json("facts", {"lib": "1.0"}, compute) == {"mean": [0.5, 0.25], "n": 3}
+    assert cache.cached_json("facts", {"lib": "1.0"}, compute) == {"mean": [0.5, 0.25], "n": 3} and len(calls) == 1
+    cache.cached_json("facts", {"lib": "2.0"}, compute)            # another library version: computed again
+    assert len(calls) == 2
+    # what timm computes and what the cache gives back are the same values, tuples included
+    name = "inception_v4.tf_in1k"
+    variants._timm_data_config.cache_clear()
+    assert variants.timm_data_config(name) == variants._resolve_timm_data_config(name)
+    variants._timm_data_config.cache_clear()
+    assert variants.timm_data_config(name) == variants._resolve_timm_data_config(name)     # read back
+    synsets, full = imagenet_info()
+    assert (synsets, full) == tuple(_timm_imagenet_info()) and len(synsets) == 1000
+    assert imagenet_info() == (synsets, full)

@@ -145,6 +145,19 @@ def cached(kind: str, parts: dict, suffix: str, produce: Callable[[Path], None],
     return final, False
 
 
+def cached_json(kind: str, parts: dict, compute: Callable[[], object], *, label: str = ""):
+    """``compute()`` (a JSON value), kept in the cache under ``parts``: for facts a library computes slowly
+    that depend only on its version. Without a usable cache folder it is computed each time."""
+    def produce(tmp: Path) -> None:
+        tmp.write_text(json.dumps(compute()), encoding="utf-8")
+
+    try:
+        path, _ = cached(kind, parts, ".json", produce, label=label)
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ZoogateError, OSError, ValueError):
+        return compute()
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

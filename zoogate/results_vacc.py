@@ -49,12 +49,25 @@ def _listing(names: Sequence[str]) -> str:
 # ---------------------------------------------------------------- ImageNet names (timm's packaged info)
 
 def imagenet_info() -> tuple[list[str], dict[str, str]]:
-    """(the 1000 synsets in sorted order, synset -> full class name), from timm at runtime."""
+    """(the 1000 synsets in sorted order, synset -> full class name), from timm's packaged info, kept in the
+    cache folder per timm version (``import timm`` costs about 2 s)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from zoogate import cache
+
     try:
-        from timm.data import ImageNetInfo
-    except ImportError:      # pragma: no cover - timm is a dependency
+        timm_version = version("timm")
+    except PackageNotFoundError:      # pragma: no cover - timm is a dependency
         raise ZoogateError("needs timm's ImageNet info (timm >= 0.9) to map synsets to classes: "
                            "install timm, or pass --labels") from None
+    synsets, full = cache.cached_json("timm", {"timm": timm_version, "info": "ImageNetInfo"}, _timm_imagenet_info,
+                                      label="imagenet-info")
+    return list(synsets), dict(full)
+
+
+def _timm_imagenet_info() -> tuple[list[str], dict[str, str]]:
+    from timm.data import ImageNetInfo
+
     info = ImageNetInfo()
     synsets = list(info.label_names())
     return synsets, {s: info.label_name_to_description(s) for s in synsets}

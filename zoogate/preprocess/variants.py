@@ -136,6 +136,18 @@ def timm_data_config(name: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _timm_data_config(name: str) -> dict:
+    """Kept in the cache folder per timm version: ``import timm`` costs about 2 s, and the test collection of
+    every pytest process asks for these configs."""
+    from importlib.metadata import version
+
+    from zoogate import cache
+
+    saved = cache.cached_json("timm", {"timm": version("timm"), "model": name, "config": "resolve_data_config"},
+                              lambda: _resolve_timm_data_config(name), label=name)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+
+
+def _resolve_timm_data_config(name: str) -> dict:
     import timm
     from timm.data import resolve_data_config
 

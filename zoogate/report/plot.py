@@ -54,12 +54,12 @@ def _fps_label(v: float) -> str:
 def plot_fps(records: Iterable[GateRecord], path: str | os.PathLike, *, title: str = "") -> Path | None:
     """One panel per model: fps vs batch size (log2 axis), a solid line per runner, its floors dashed in the
     same colour. Returns None (and writes nothing) when the records hold no fps."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     data = fps_series(records)
     if not data:
         return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(11, 4.6 * len(data)), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     if title:
