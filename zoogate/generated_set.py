@@ -27,7 +27,7 @@ from zoogate.partial_results import run_identity
 GENERATED_IMAGES = {"inception_v4": 24}
 GENERATED_IMAGES_DEFAULT = 32
 CANDIDATE_SURPLUS = 1.25             # generated per wanted image, over the share kept so far (first round: 1/2)
-FIRST_ROUND_KEPT = 0.5               # the share of candidates the first round expects to keep
+FIRST_ROUND_KEPT = 0.5               # the share of candidates the first round expects to keep (margin 0: all)
 CANDIDATE_ROUNDS = 4
 LABELS_VERSION = 2                   # bump when what the labelling keeps changes
 
@@ -50,7 +50,7 @@ def _labelled(root: Path, reference_runner, spec: Preprocess, n: int, *, model: 
     tried = 0
     for rnd in range(CANDIDATE_ROUNDS):
         want = n - len(kept)
-        share = max(len(kept) / tried, 0.05) if tried else FIRST_ROUND_KEPT if margin > 0 else 1.0
+        share = max(len(kept) / tried, 0.05) if tried else (FIRST_ROUND_KEPT if margin > 0 else 1.0)
         count = -(-int(want * CANDIDATE_SURPLUS / share) // batch_size) * batch_size
         jpegs = generated_jpegs(count, seed=seed + tried)
         tried += count
