@@ -1,10 +1,13 @@
-"""Architecture conformance: parameters, FLOPs, input/output shapes and class count for every model."""
+"""Architecture conformance: parameters, FLOPs, input/output shapes and class count for every model.
+
+torch is imported inside the tests: collecting this module (every pytest run does, a lab command that skips
+everything too) does not pay for it."""
+
+from __future__ import annotations
 
 import pytest
-import torch
-from torch import nn
 
-from zoogate import baselines, models
+from zoogate import baselines
 from zoogate.gates import architecture
 from zoogate.record import FAIL
 
@@ -12,6 +15,8 @@ from zoogate.record import FAIL
 @pytest.fixture(scope="module")
 def built():
     """Architectures only (no calibration needed for counting), built once per module."""
+    from zoogate import models
+
     cache: dict[str, nn.Module] = {}
 
     def get(name: str) -> nn.Module:
@@ -35,6 +40,8 @@ def test_io_shape(torch_model_name, built, gate_log):
 
 
 def test_class_count(torch_model_name, built, gate_log):
+    from torch import nn
+
     head = [m for m in built(torch_model_name).modules() if isinstance(m, nn.Linear)][-1]
     gate_log(architecture.class_count_gate(torch_model_name, head.out_features))
 
@@ -48,6 +55,10 @@ def test_user_onnx_io(onnx_model_name, zoo, gate_log):
 # ---- self-tests: the gates must fail on the faults they exist for
 
 def test_selftest_params_gate_catches_a_removed_block():
+    from torch import nn
+
+    from zoogate import models
+
     module = models.build("iresnet50")
     stage = list(module.layer3)
     module.layer3 = nn.Sequential(*stage[:2], *stage[3:])      # drop one middle block
@@ -62,6 +73,10 @@ def test_selftest_class_count_gate_catches_1001_vs_1000():
 
 
 def test_selftest_io_gate_catches_wrong_head():
+    from torch import nn
+
+    from zoogate import models
+
     module = models.build("iresnet50")
     module.fc = nn.Linear(module.fc.in_features, 1001)
     assert architecture.io_gate("iresnet50", module).status == FAIL
@@ -69,6 +84,8 @@ def test_selftest_io_gate_catches_wrong_head():
 
 def test_selftest_flops_gate_catches_wrong_input_size(monkeypatch):
     """A model evaluated at 224 px instead of the documented 299 counts ~44 % fewer FLOPs."""
+    from zoogate import models
+
     module = models.build("inception_v3")
     real = architecture.count_gflops
     monkeypatch.setattr(architecture, "count_gflops", lambda m, size: real(m, 224))
@@ -77,12 +94,18 @@ def test_selftest_flops_gate_catches_wrong_input_size(monkeypatch):
 
 def test_iresnet_param_counts_equal_the_documented_ones():
     """The acceptance numbers: 25.557 / 44.549 / 60.193 / 64.674 M, to the documented 3 decimals."""
+    from zoogate import models
+
     for name in ("iresnet50", "iresnet101", "iresnet152", "iresnet200"):
         measured = round(models.count_params_m(models.build(name)), 3)
         assert measured == baselines.model(name).params_m, name
 
 
 def test_iresnet_forward_is_deterministic_per_seed():
+    import torch
+
+    from zoogate import models
+
     a, b = models.build("iresnet50", seed=3), models.build("iresnet50", seed=3)
     x = torch.zeros(1, 3, 64, 64)
     with torch.no_grad():

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from hardware import artifacts
-from zoogate import accuracy, baselines, cache, cli, datasets, golden, images, partial_results, report, results, weights
+from zoogate import accuracy, baselines, cache, cli, datasets, golden, images, partial_results, report, results
 from zoogate.errors import ZoogateError
 from zoogate.plugin import core
 from zoogate.preprocess import variants
@@ -140,6 +139,10 @@ def pickled_npy(tmp_path):
 
 
 def pickled_checkpoint(tmp_path):
+    import torch
+
+    from zoogate import weights
+
     path = tmp_path / "iresnet50.pth"
     torch.save({"state_dict": {}, "hook": _Evil()}, path)
     return (lambda p: weights.load_model("iresnet50", str(p))), path, "refused"
@@ -478,6 +481,8 @@ def cli_export_out_is_the_cached_file(tmp_path, monkeypatch):
 
 def cli_export_checker_rejects_the_export(tmp_path, monkeypatch):
     import torch
+
+    from zoogate import weights
 
     monkeypatch.setattr(cache, "_override", None)
     toy = weights.LoadedModel("toy", torch.nn.Identity(), "calibrated (test)", "toyweights",

@@ -6,15 +6,18 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
 
-from zoogate import baselines, cache, cli, export, weights
+from zoogate import baselines, cache, cli
 from zoogate.errors import ZoogateError
 
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch) -> weights.LoadedModel:
     """A real (tiny) network in place of the registry model, exported into a cache under tmp_path."""
+    import torch
+
+    from zoogate import weights
+
     monkeypatch.setattr(cache, "_override", tmp_path / "cache")
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=8), torch.nn.AdaptiveAvgPool2d(1),
@@ -48,6 +51,8 @@ def test_an_existing_out_is_replaced_only_with_overwrite(tiny, tmp_path, capsys)
 
 
 def test_the_cached_export_is_never_the_target(tiny, tmp_path, capsys):
+    from zoogate import export
+
     cached = export.export_onnx(tiny)
     before = cached.read_bytes()
     code, err = _export(capsys, "--out", cached, "--overwrite")
@@ -73,5 +78,7 @@ def test_out_that_links_elsewhere_is_replaced_not_written_through(tiny, tmp_path
 
 @pytest.mark.parametrize("opset", [0, -1, 10_000])
 def test_opset_outside_onnx_versions_is_an_error(opset):
+    from zoogate import export
+
     with pytest.raises(ZoogateError, match=f"got {opset}"):
         export.check_opset(opset)

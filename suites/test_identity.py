@@ -18,7 +18,7 @@ import pytest
 from hardware.base import Runner
 from hardware.onnxruntime_runner import OnnxRuntimeRunner
 from hardware.torch_runner import TorchRunner
-from zoogate import accuracy, baselines, cache, datasets, identity, throughput, weights
+from zoogate import accuracy, baselines, cache, datasets, identity, throughput
 from zoogate.gates.accuracy import build_identity_gate, resume_gate
 from zoogate.gates.throughput import fps_regression_gate
 from zoogate.errors import ZoogateError
@@ -138,6 +138,8 @@ def test_onnxruntime_runner_names_the_file_it_loaded(graphs):
 
 
 def test_torch_runner_names_its_weights(zoo):
+    from zoogate import weights
+
     loaded = zoo.model(MODEL)
     assert TorchRunner().load(loaded, BS).artifact_id == loaded.weights_identity
     assert loaded.weights_identity == weights.weights_identity(MODEL)     # without building the model
@@ -364,6 +366,8 @@ def test_a_host_baseline_of_another_build_is_not_a_comparison(tmp_path):
 def test_cache_keys_hold_what_decides_the_product():
     import PIL
 
+    from zoogate import weights
+
     mb = baselines.model(MODEL)
     parts = weights._calibration_parts(mb, 0)
     assert parts["preprocess"] == mb.preprocess.describe() and parts["calibration"]["version"]
@@ -385,6 +389,8 @@ def test_cache_keys_hold_what_decides_the_product():
 
 
 def test_weights_identity_of_a_checkpoint_is_its_digest(tmp_path):
+    from zoogate import weights
+
     path = tmp_path / "iresnet50.safetensors"
     path.write_bytes(b"not read, only hashed")
     assert weights.weights_identity(MODEL, path) == "sha256:" + cache.sha256_file(path)

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from torchvision import transforms as T
 
 from zoogate import baselines, cli
 from zoogate.gates import preprocessing
@@ -51,6 +50,8 @@ def outside_folder(tmp_path_factory) -> Path:
 
 def torchvision_arrays(folder: Path, spec: baselines.Preprocess) -> dict[str, np.ndarray]:
     """The acceptance oracle: torchvision's transforms on PIL.Image.open(f).convert('RGB'), nothing of ours."""
+    from torchvision import transforms as T
+
     tf = T.Compose([T.Resize(spec.resize, interpolation=T.InterpolationMode(spec.interpolation)),
                     T.CenterCrop(spec.crop), T.ToTensor(), T.Normalize(spec.mean, spec.std)])
     with torch_threads(1):

@@ -16,7 +16,6 @@ import dataclasses
 import numpy as np
 import pytest
 from PIL import Image
-from torchvision import transforms as T
 
 from zoogate import baselines, faults
 from zoogate.gates import preprocessing
@@ -80,6 +79,8 @@ def exact(case, decoded, reference_of, expected_record, recorded, **kw):
 
 def torchvision_oracle(spec: baselines.Preprocess):
     """The documented transform assembled directly from torchvision (not through zoogate.preprocess)."""
+    from torchvision import transforms as T
+
     tf = T.Compose([T.Resize(spec.resize, interpolation=T.InterpolationMode(spec.interpolation)),
                     T.CenterCrop(spec.crop), T.ToTensor(), T.Normalize(spec.mean, spec.std)])
 

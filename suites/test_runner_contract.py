@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from zoogate.gates import agreement, architecture
 from hardware.base import Runner, infer_all
@@ -77,20 +75,26 @@ def test_runner_names_what_it_loaded(runner_case, loaded_runner):
 
 # ------------------------------------------------------------------ self-tests: planted faults
 
-class TinyNet(nn.Module):
-    """A seeded 10-class CNN on 3x16x16 inputs: cheap stand-in for a classifier in the self-tests."""
+def tiny_net(classes: int = 10):
+    """A seeded 10-class CNN on 3x16x16 inputs: cheap stand-in for a classifier in the self-tests (torch is
+    imported here, not when the module is collected)."""
+    import torch
+    from torch import nn
 
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 3, padding=1)
-        self.fc = nn.Linear(8, classes)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen))
+    class TinyNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            gen = torch.Generator().manual_seed(0)
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.fc = nn.Linear(8, classes)
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.copy_(torch.randn(p.shape, generator=gen))
 
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+    return TinyNet()
 
 
 class ShiftedRunner(TorchRunner):
@@ -146,7 +150,9 @@ class WrongClassesRunner(TorchRunner):
 
 @pytest.fixture(scope="module")
 def tiny():
-    net = TinyNet().eval()
+    import torch
+
+    net = tiny_net().eval()
     x = np.random.default_rng(1).normal(size=(8, 3, 16, 16)).astype(np.float32)
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()

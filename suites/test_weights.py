@@ -1,17 +1,26 @@
 """Weights: calibrated logits are in a realistic range; real checkpoints load safely; the cache works."""
 
+import importlib
+
 import numpy as np
 import pytest
-import torch
 
-from zoogate import baselines, cache, models, weights
+from zoogate import baselines, cache
 from zoogate.errors import ZoogateError
 
 
+def _libs(*names: str):
+    """torch and the zoogate modules built on it, imported by the tests that use them rather than when the
+    module is collected (every pytest run collects it, a lab command that skips everything too)."""
+    where = {"torch": "torch", "models": "zoogate.models", "weights": "zoogate.weights"}
+    return tuple(importlib.import_module(where[n]) for n in names)
+
+
 def test_calibrated_logit_std_is_realistic(torch_model_name, zoo):
-    model_name = torch_model_name
     """Random init gives ~1e11; calibrated weights must give logits with a trained-model-like spread,
     measured on generated images that were not used for calibration."""
+    (torch,) = _libs("torch")
+    model_name = torch_model_name
     lm = zoo.model(model_name)
     if not lm.calibrated:
         pytest.skip(f"{model_name} uses a real checkpoint ({lm.origin}); calibration not applied")
@@ -26,6 +35,7 @@ def test_calibrated_logit_std_is_realistic(torch_model_name, zoo):
 
 def test_random_init_is_not_realistic():
     """The reason calibration exists: eval-mode logits of an uncalibrated deep net are absurd or flat."""
+    models, weights = _libs("models", "weights")
     mb = baselines.model("inception_v3")
     module = models.build("inception_v3")
     batch = weights.calibration_batches(mb)[0][:2]
@@ -37,6 +47,7 @@ def test_random_init_is_not_realistic():
 
 def test_calibration_is_cached_and_deterministic(tmp_path, monkeypatch):
     # a smaller calibration (1 batch of 2 images): this test is about the cache, not calibration quality
+    torch, weights = _libs("torch", "weights")
     monkeypatch.setitem(weights.CALIBRATION, "batches", 1)
     monkeypatch.setitem(weights.CALIBRATION, "batch_size", 2)
     cache.set_root(tmp_path)
@@ -55,6 +66,7 @@ def test_calibration_is_cached_and_deterministic(tmp_path, monkeypatch):
 
 
 def test_checkpoint_round_trip(tmp_path, zoo):
+    torch, weights = _libs("torch", "weights")
     lm = zoo.model("iresnet50")
     path = tmp_path / "iresnet50.pth"
     torch.save(lm.module.state_dict(), path)
@@ -66,6 +78,7 @@ def test_checkpoint_round_trip(tmp_path, zoo):
 
 
 def test_checkpoint_with_wrapper_and_module_prefix(tmp_path, zoo):
+    torch, weights = _libs("torch", "weights")
     sd = {f"module.{k}": v for k, v in zoo.model("iresnet50").module.state_dict().items()}
     path = tmp_path / "ckpt.pth"
     torch.save({"state_dict": sd, "epoch": 90}, path)
@@ -78,6 +91,7 @@ class _Evil:
 
 
 def test_pickled_objects_are_refused(tmp_path):
+    torch, weights = _libs("torch", "weights")
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "payload": _Evil()}, path)
     with pytest.raises(ZoogateError, match="refused") as err:
@@ -87,6 +101,7 @@ def test_pickled_objects_are_refused(tmp_path):
 
 @pytest.mark.parametrize("content,problem", [(b"", "not a readable"), (b"garbage" * 10, "not a readable")])
 def test_bad_checkpoint_files(tmp_path, content, problem):
+    (weights,) = _libs("weights")
     path = tmp_path / "bad.pth"
     path.write_bytes(content)
     with pytest.raises(ZoogateError, match=problem):
@@ -94,6 +109,7 @@ def test_bad_checkpoint_files(tmp_path, content, problem):
 
 
 def test_checkpoint_that_does_not_fit(tmp_path):
+    torch, models, weights = _libs("torch", "models", "weights")
     path = tmp_path / "wrong.pth"
     torch.save(models.build("iresnet101").state_dict(), path)
     with pytest.raises(ZoogateError, match="does not fit the model") as err:
@@ -102,6 +118,7 @@ def test_checkpoint_that_does_not_fit(tmp_path):
 
 
 def test_missing_weights_file_and_dir(tmp_path):
+    (weights,) = _libs("weights")
     with pytest.raises(ZoogateError, match="not found"):
         weights.load_model("iresnet50", str(tmp_path / "nope.pth"))
     with pytest.raises(ZoogateError, match="not a directory"):
@@ -110,6 +127,7 @@ def test_missing_weights_file_and_dir(tmp_path):
 
 def test_cadene_layout_loads_into_the_1001_class_model(tmp_path):
     """The Ascend guide's Cadene checkpoint uses features.* / last_linear.* with 1001 outputs."""
+    torch, models, weights = _libs("torch", "models", "weights")
     sd = models.build("inception_v4_1001").state_dict()
     assert sd["last_linear.weight"].shape[0] == 1001 and any(k.startswith("features.") for k in sd)
     path = tmp_path / "inceptionv4-cadene.pth"

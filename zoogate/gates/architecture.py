@@ -13,22 +13,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
 import numpy as np
-from torch import nn
 
 from zoogate import baselines
 from zoogate.gates._diff import number
-from zoogate.models import count_params_m
 from zoogate.record import FAIL, PASS, SKIP, GateRecord, within
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:        # torch is imported by the gates that run a module, not by importing them
+    from torch import nn
+
     from hardware.base import Runner
 
 FLOPS_COUNTED = "2 x MACs of conv/matmul (torch.utils.flop_counter), batch 1, eval mode"
 
 
 def params_gate(name: str, module: nn.Module) -> GateRecord:
+    from zoogate.models import count_params_m
+
     mb = baselines.model(name)
     measured = round(count_params_m(module), 6)
     if mb.documented_implementation:
@@ -44,6 +45,7 @@ def params_gate(name: str, module: nn.Module) -> GateRecord:
 
 
 def count_gflops(module: nn.Module, input_size: int) -> float:
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -65,6 +67,8 @@ def flops_gate(name: str, module: nn.Module) -> GateRecord:
 
 def io_gate(name: str, module: nn.Module, batch_size: int = 2) -> GateRecord:
     """The documented input (N, 3, S, S) float32 is accepted and gives (N, num_classes) float32 logits."""
+    import torch
+
     mb = baselines.model(name)
     want = (batch_size, mb.num_classes)
     with torch.no_grad():

@@ -108,21 +108,34 @@ def pytest_configure(config: pytest.Config) -> None:
     bs = config.getoption("--bs")
     config.stash[BATCH_SIZES] = _bs_list(bs) if bs else None
     config.stash[RECORDS] = []       # GateRecords logged by tests, in order
+    config.pluginmanager.register(HardwareSkips(), "zoogate-hardware-skips")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Card markers imply npu; hardware-marked tests skip with what their backend's detection did not find."""
-    hardware, cards = list(registry.markers()), set(registry.npu_markers())
+    """Card markers imply npu, before -m selects on it."""
+    cards = set(registry.npu_markers())
     for item in items:
         names = {m.name for m in item.iter_markers()}
         if names & cards and registry.NPU not in names:
             item.add_marker(registry.NPU)
-        for marker in hardware:
-            if marker in names:
-                ok, why = registry.detect(marker)
-                if not ok:
-                    item.add_marker(pytest.mark.skip(reason=why))
-                    break
+
+
+class HardwareSkips:
+    """Hardware-marked tests skip with what their backend's detection did not find. It runs after -m has
+    deselected, so only the hardware a run selects is detected (detecting a CUDA GPU imports torch)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        hardware = list(registry.markers())
+        for item in items:
+            names = {m.name for m in item.iter_markers()}
+            for marker in hardware:
+                if marker in names:
+                    ok, why = registry.detect(marker)
+                    if not ok:
+                        item.add_marker(pytest.mark.skip(reason=why))
+                        break
 
 
 @pytest.fixture(autouse=True)

@@ -12,18 +12,18 @@ from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
-from torchvision import transforms as T
 
 from zoogate.baselines import Preprocess
 
-_INTERP = {"nearest": T.InterpolationMode.NEAREST, "bilinear": T.InterpolationMode.BILINEAR,
-           "bicubic": T.InterpolationMode.BICUBIC}
 
+def reference_transform(spec: Preprocess):
+    """Resize(short side) -> CenterCrop -> ToTensor -> Normalize, on a PIL RGB image (a torchvision Compose)."""
+    from torchvision import transforms as T        # torch: imported when a reference is first computed
 
-def reference_transform(spec: Preprocess) -> T.Compose:
-    """Resize(short side) -> CenterCrop -> ToTensor -> Normalize, on a PIL RGB image."""
+    interpolation = {"nearest": T.InterpolationMode.NEAREST, "bilinear": T.InterpolationMode.BILINEAR,
+                     "bicubic": T.InterpolationMode.BICUBIC}[spec.interpolation]
     return T.Compose([
-        T.Resize(spec.resize, interpolation=_INTERP[spec.interpolation]),
+        T.Resize(spec.resize, interpolation=interpolation),
         T.CenterCrop(spec.crop),
         T.ToTensor(),
         T.Normalize(mean=list(spec.mean), std=list(spec.std)),
