@@ -1,25 +1,20 @@
 """Weights: calibrated logits are in a realistic range; real checkpoints load safely; the cache works."""
 
-import importlib
-
 import numpy as np
 import pytest
 
 from zoogate import baselines, cache
 from zoogate.errors import ZoogateError
 
-
-def _libs(*names: str):
-    """torch and the zoogate modules built on it, imported by the tests that use them rather than when the
-    module is collected (every pytest run collects it, a lab command that skips everything too)."""
-    where = {"torch": "torch", "models": "zoogate.models", "weights": "zoogate.weights"}
-    return tuple(importlib.import_module(where[n]) for n in names)
+# torch and the modules built on it are imported in the tests that use them, not when the module is collected
+# (every pytest run collects it, a lab command that skips everything too)
 
 
 def test_calibrated_logit_std_is_realistic(torch_model_name, zoo):
     """Random init gives ~1e11; calibrated weights must give logits with a trained-model-like spread,
     measured on generated images that were not used for calibration."""
-    (torch,) = _libs("torch")
+    import torch
+
     model_name = torch_model_name
     lm = zoo.model(model_name)
     if not lm.calibrated:
@@ -35,7 +30,8 @@ def test_calibrated_logit_std_is_realistic(torch_model_name, zoo):
 
 def test_random_init_is_not_realistic():
     """The reason calibration exists: eval-mode logits of an uncalibrated deep net are absurd or flat."""
-    models, weights = _libs("models", "weights")
+    from zoogate import models, weights
+
     mb = baselines.model("inception_v3")
     module = models.build("inception_v3")
     batch = weights.calibration_batches(mb)[0][:2]
@@ -47,7 +43,10 @@ def test_random_init_is_not_realistic():
 
 def test_calibration_is_cached_and_deterministic(tmp_path, monkeypatch):
     # a smaller calibration (1 batch of 2 images): this test is about the cache, not calibration quality
-    torch, weights = _libs("torch", "weights")
+    import torch
+
+    from zoogate import weights
+
     monkeypatch.setitem(weights.CALIBRATION, "batches", 1)
     monkeypatch.setitem(weights.CALIBRATION, "batch_size", 2)
     cache.set_root(tmp_path)
@@ -66,7 +65,10 @@ def test_calibration_is_cached_and_deterministic(tmp_path, monkeypatch):
 
 
 def test_checkpoint_round_trip(tmp_path, zoo):
-    torch, weights = _libs("torch", "weights")
+    import torch
+
+    from zoogate import weights
+
     lm = zoo.model("iresnet50")
     path = tmp_path / "iresnet50.pth"
     torch.save(lm.module.state_dict(), path)
@@ -78,7 +80,10 @@ def test_checkpoint_round_trip(tmp_path, zoo):
 
 
 def test_checkpoint_with_wrapper_and_module_prefix(tmp_path, zoo):
-    torch, weights = _libs("torch", "weights")
+    import torch
+
+    from zoogate import weights
+
     sd = {f"module.{k}": v for k, v in zoo.model("iresnet50").module.state_dict().items()}
     path = tmp_path / "ckpt.pth"
     torch.save({"state_dict": sd, "epoch": 90}, path)
@@ -91,7 +96,10 @@ class _Evil:
 
 
 def test_pickled_objects_are_refused(tmp_path):
-    torch, weights = _libs("torch", "weights")
+    import torch
+
+    from zoogate import weights
+
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "payload": _Evil()}, path)
     with pytest.raises(ZoogateError, match="refused") as err:
@@ -101,7 +109,8 @@ def test_pickled_objects_are_refused(tmp_path):
 
 @pytest.mark.parametrize("content,problem", [(b"", "not a readable"), (b"garbage" * 10, "not a readable")])
 def test_bad_checkpoint_files(tmp_path, content, problem):
-    (weights,) = _libs("weights")
+    from zoogate import weights
+
     path = tmp_path / "bad.pth"
     path.write_bytes(content)
     with pytest.raises(ZoogateError, match=problem):
@@ -109,7 +118,10 @@ def test_bad_checkpoint_files(tmp_path, content, problem):
 
 
 def test_checkpoint_that_does_not_fit(tmp_path):
-    torch, models, weights = _libs("torch", "models", "weights")
+    import torch
+
+    from zoogate import models, weights
+
     path = tmp_path / "wrong.pth"
     torch.save(models.build("iresnet101").state_dict(), path)
     with pytest.raises(ZoogateError, match="does not fit the model") as err:
@@ -118,7 +130,8 @@ def test_checkpoint_that_does_not_fit(tmp_path):
 
 
 def test_missing_weights_file_and_dir(tmp_path):
-    (weights,) = _libs("weights")
+    from zoogate import weights
+
     with pytest.raises(ZoogateError, match="not found"):
         weights.load_model("iresnet50", str(tmp_path / "nope.pth"))
     with pytest.raises(ZoogateError, match="not a directory"):
@@ -127,7 +140,10 @@ def test_missing_weights_file_and_dir(tmp_path):
 
 def test_cadene_layout_loads_into_the_1001_class_model(tmp_path):
     """The Ascend guide's Cadene checkpoint uses features.* / last_linear.* with 1001 outputs."""
-    torch, models, weights = _libs("torch", "models", "weights")
+    import torch
+
+    from zoogate import models, weights
+
     sd = models.build("inception_v4_1001").state_dict()
     assert sd["last_linear.weight"].shape[0] == 1001 and any(k.startswith("features.") for k in sd)
     path = tmp_path / "inceptionv4-cadene.pth"
