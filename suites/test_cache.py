@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from zoogate import cache
+from zoogate.errors import ZoogateError
 
 PARTS = {"what": "a product", "n": 1}
 
@@ -134,6 +135,14 @@ def test_a_cached_json_fact_is_computed_once_per_key_and_read_back_equal(tmp_pat
     assert cache.cached_json("facts", {"lib": "1.0"}, compute) == {"mean": [0.5, 0.25], "n": 3} and len(calls) == 1
     cache.cached_json("facts", {"lib": "2.0"}, compute)            # another library version: computed again
     assert len(calls) == 2
+
+    def broken():
+        calls.append(1)
+        raise ZoogateError("no such model")
+
+    with pytest.raises(ZoogateError, match="no such model"):       # its own error, raised once
+        cache.cached_json("facts", {"lib": "3.0"}, broken)
+    assert len(calls) == 3
     # what timm computes and what the cache gives back are the same values, tuples included
     name = "inception_v4.tf_in1k"
     variants._timm_data_config.cache_clear()

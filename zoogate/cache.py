@@ -148,13 +148,22 @@ def cached(kind: str, parts: dict, suffix: str, produce: Callable[[Path], None],
 def cached_json(kind: str, parts: dict, compute: Callable[[], object], *, label: str = ""):
     """``compute()`` (a JSON value), kept in the cache under ``parts``: for facts a library computes slowly
     that depend only on its version. Without a usable cache folder it is computed each time."""
+    failed = []
+
     def produce(tmp: Path) -> None:
-        tmp.write_text(json.dumps(compute()), encoding="utf-8")
+        try:
+            value = compute()
+        except Exception:
+            failed.append(True)
+            raise
+        tmp.write_text(json.dumps(value), encoding="utf-8")
 
     try:
         path, _ = cached(kind, parts, ".json", produce, label=label)
         return json.loads(path.read_text(encoding="utf-8"))
     except (ZoogateError, OSError, ValueError):
+        if failed:              # compute()'s own error: raised once, not computed again
+            raise
         return compute()
 
 
