@@ -177,12 +177,12 @@ def _faults():
     def gated_as(runner_cls):
         def run():
             from zoogate.bisect import attach_to_runner
-            from zoogate.faults_primary import PrimaryModel
+            from zoogate.faults_primary import PrimaryModel, scratch
 
             runner = runner_cls().load(primary_onnx(), 4)
             try:   # gated as fp32: the bisect names the first tensor beyond the fp32 tolerance on OpenVINO
                 return attach_to_runner(fp32_agreement(runner, runner_cls.name), runner, primary_onnx(),
-                                        PrimaryModel.images(), precision="fp32")
+                                        PrimaryModel.images(), precision="fp32", out_dir=scratch("bisect-"))
             finally:
                 runner.close()
         return run

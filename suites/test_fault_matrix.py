@@ -53,3 +53,18 @@ def test_readme_carries_the_generated_matrix():
     """The README table is `zoogate faults` output: regenerate it there when the matrix changes."""
     assert faults.markdown_table() in README.read_text(encoding="utf-8"), (
         "README.md fault matrix is out of date: paste the output of `zoogate faults`")
+
+
+def test_fault_rows_leave_nothing_in_the_temp_folder(tmp_path):
+    """The rows' data sets, result folders and bisect profiles live in one scratch folder removed at exit."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from zoogate.faults_primary import scratch; a, b = scratch(), scratch('bisect-'); "
+            "(a / 'x').write_text('x'); print(a.parent == b.parent, a.parent)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "TMPDIR": str(tmp_path)})
+    shared, folder = res.stdout.split()
+    assert res.returncode == 0 and shared == "True", res.stderr
+    assert Path(folder).parent == tmp_path and not Path(folder).exists() and not any(tmp_path.iterdir())

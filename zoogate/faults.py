@@ -14,7 +14,6 @@ here from zoogate.faults_primary).
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,7 +22,7 @@ import numpy as np
 
 from hardware import registry
 from zoogate import baselines
-from zoogate.faults_primary import PREPROCESS_MODEL, PRIMARY, PrimaryModel, fp32_agreement, primary_onnx  # noqa: F401
+from zoogate.faults_primary import PREPROCESS_MODEL, PRIMARY, PrimaryModel, fp32_agreement, primary_onnx, scratch  # noqa: F401
 from zoogate.faults_bisect import fp16_layer_overflow, perturbed_conv, perturbed_middle_conv, transposed_reshape
 from zoogate.faults_reuse import reference_of_other_weights, resumed_from_another_build
 from zoogate.planted_runners import (BatchMateRunner, CachingRunner, NHWCAsNCHWRunner,
@@ -141,7 +140,7 @@ def label_offset_1001_as_1000(keep: slice = slice(0, 1000)) -> GateRecord:
     stems = [f"ILSVRC2012_val_{i + 1:08d}" for i in range(len(logits))]
     labels = dict(zip(stems, logits.argmax(1).tolist()))
     with_background = np.concatenate([np.full((len(logits), 1), -10.0, np.float32), logits], axis=1)
-    folder = Path(tempfile.mkdtemp(prefix="zoogate-fault-")) / "result_bs4"
+    folder = scratch() / "result_bs4"
     results.write_ais_bench(folder, stems, with_background[:, keep], fmt="txt")
     scored = results.score_folder(folder, labels)
     return accuracy_gates.label_offset_gate(PRIMARY, scored.summary, runner="ascend(results)")
@@ -191,7 +190,7 @@ def slowed_runner() -> GateRecord:
     slowed = SlowedRunner(runner, extra=1.0)
     timed = lambda r: throughput.measure(r, batches, model=PRIMARY, settings=settings)
     real_first, slowed_first, slowed_second, real_second = timed(runner), timed(slowed), timed(slowed), timed(runner)
-    storage = Path(tempfile.mkdtemp(prefix="zoogate-fault-"))
+    storage = scratch()
     fingerprint = {**throughput.host_fingerprint(), "cpu": "fault-matrix host"}
     throughput.save_host_baseline("faultmatrix", [max(real_first, real_second, key=lambda m: m.fps)],
                                   storage=storage, fingerprint=fingerprint)
@@ -205,7 +204,7 @@ def removed_block(remove: bool = True) -> GateRecord:
     from zoogate import models
     from zoogate.gates import architecture
 
-    module = models.build(PRIMARY)
+    module = models.skeleton(PRIMARY)          # the architecture only: a parameter count needs no values
     if remove:
         stage = list(module.layer3)
         module.layer3 = nn.Sequential(*stage[:2], *stage[3:])
@@ -219,7 +218,7 @@ def bgr_runner_accuracy(channel_order: str = "BGR") -> GateRecord:
     from zoogate.preprocess.reference import preprocess_reference
 
     spec = baselines.model(PRIMARY).preprocess
-    root = Path(tempfile.mkdtemp(prefix="zoogate-fault-"))
+    root = scratch()
     imgs = synthetic.images(16, seed=777)
     labels = PrimaryModel.eager(np.stack([preprocess_reference(im, spec) for im in imgs])).argmax(1).tolist()
     dataset = datasets.write_imagenet_layout(root, imgs, labels)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoogate.faults_primary import PRIMARY, PrimaryModel, fp32_agreement
+from zoogate.faults_primary import PRIMARY, PrimaryModel, fp32_agreement, scratch
 from zoogate.record import GateRecord
 
 FP16_OVERFLOW_SCALE = 3e4       # a middle conv's weights x this: finite in float32, beyond 65504 in float16
@@ -50,7 +50,7 @@ def _bisected(record: GateRecord, reference: Path, candidate: Path, planted: str
     from zoogate.bisect import attach
 
     record.details["planted_node"] = planted
-    return attach(record, reference, candidate, PrimaryModel.images(), precision=precision)
+    return attach(record, reference, candidate, PrimaryModel.images(), precision=precision, out_dir=scratch("bisect-"))
 
 
 def perturbed_conv(position: float = 0.5, factor: float = 1.01) -> GateRecord:

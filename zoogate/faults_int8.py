@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from zoogate import baselines
-from zoogate.faults_primary import PRIMARY, PrimaryModel
+from zoogate.faults_primary import PRIMARY, PrimaryModel, scratch
 from zoogate.record import GateRecord
 
 BS = 8
@@ -114,7 +114,7 @@ def calibrated_on_one_class() -> GateRecord:
 
     record = int8_accuracy(one_class, label="one-class-calibration")
     return attach(record, PrimaryModel.onnx(), record.details["int8_build"], PrimaryModel.images(),
-                  precision="int8")
+                  precision="int8", out_dir=scratch("bisect-"))
 
 
 def calibrated_on_one_image() -> GateRecord:

@@ -12,8 +12,20 @@ from hardware.base import Runner
 from zoogate import baselines
 from zoogate.record import GateRecord
 
+_SCRATCH: list = []             # the process's one scratch TemporaryDirectory, made on first use
+
 PRIMARY = "iresnet50"            # cheapest real network (224 px); inception_v4 for preprocessing (342/299)
 PREPROCESS_MODEL = "inception_v4"
+
+
+def scratch(prefix: str = "fault-") -> Path:
+    """A new folder for a fault row's files (data sets, result folders, bisect profiles), under one temporary
+    folder of this process that is removed when the process exits, so runs leave nothing in the temp folder."""
+    import tempfile
+
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="zoogate-faults-"))
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=_SCRATCH[0].name))
 
 
 class PrimaryModel:
@@ -50,19 +62,25 @@ class PrimaryModel:
     @classmethod
     def generated_set(cls):
         """The primary model's generated labelled set (the suite's own: same size, seed and cached labels)."""
-        import tempfile
-
         from zoogate.generated_set import GENERATED_IMAGES_DEFAULT, generated_set_for
 
-        return cls.get("generated", lambda: generated_set_for(Path(tempfile.mkdtemp(prefix="zoogate-fault-")) / PRIMARY,
-                                                              cls.loaded(), GENERATED_IMAGES_DEFAULT))
+        return cls.get("generated", lambda: generated_set_for(scratch() / PRIMARY, cls.loaded(), GENERATED_IMAGES_DEFAULT))
 
     @classmethod
     def eager(cls, batch: np.ndarray) -> np.ndarray:
+        """PyTorch eager logits of ``batch``, computed once per batch content (most rows judge the same images)."""
+        import hashlib
+
+        batch = np.ascontiguousarray(batch)
+        key = f"eager-{batch.dtype}-{batch.shape}-{hashlib.sha256(batch.view(np.uint8)).hexdigest()}"
+        return cls.get(key, lambda: cls._forward(batch)).copy()
+
+    @classmethod
+    def _forward(cls, batch: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.no_grad():
-            return cls.loaded().module(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+            return cls.loaded().module(torch.from_numpy(batch)).numpy()
 
     @classmethod
     def ort_runner(cls, bs: int, path: Path | None = None) -> Runner:

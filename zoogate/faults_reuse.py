@@ -3,13 +3,12 @@ fp32 reference computed with other weights, must never pass for this build."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from zoogate import baselines
-from zoogate.faults_primary import PRIMARY, PrimaryModel
+from zoogate.faults_primary import PRIMARY, PrimaryModel, scratch
 from zoogate.planted_runners import InterruptedRunner
 from zoogate.record import FAIL, GateRecord
 
@@ -22,7 +21,7 @@ def _reuse_set():
     from zoogate import accuracy, datasets
 
     def make():
-        root, jpegs = Path(tempfile.mkdtemp(prefix="zoogate-fault-")), datasets.generated_jpegs(REUSE_IMAGES, 4343)
+        root, jpegs = scratch(), datasets.generated_jpegs(REUSE_IMAGES, 4343)
         unlabelled = datasets.write_imagenet_layout(root, jpegs, [0] * REUSE_IMAGES)
         run = accuracy.evaluate(TorchRunner().load(PrimaryModel.loaded(), REUSE_BS), unlabelled,
                                 baselines.model(PRIMARY).preprocess, REUSE_BS, progress=False, model=PRIMARY)
@@ -62,7 +61,7 @@ def resumed_from_another_build(other_build: bool = True) -> GateRecord:
     from zoogate.identity import BuildMismatch
 
     spec, dataset = baselines.model(PRIMARY).preprocess, _reuse_set()
-    folder = Path(tempfile.mkdtemp(prefix="zoogate-fault-"))
+    folder = scratch()
     correct = PrimaryModel.ort_runner(REUSE_BS)
 
     def live(runner, resume: bool) -> accuracy.EvalResult:     # what the pytest plugin's live_eval.run does
@@ -110,7 +109,7 @@ def _other_weights():
             for c, s in zip(classes[:len(classes) // 2], spare):
                 for key in (f"{name}.weight", f"{name}.bias"):
                     state[key][[c, s]] = state[key][[s, c]]
-        path = Path(tempfile.mkdtemp(prefix="zoogate-fault-")) / f"{PRIMARY}-other.safetensors"
+        path = scratch() / f"{PRIMARY}-other.safetensors"
         save_file(state, str(path))
         return weights.load_model(PRIMARY, path)
 
@@ -128,7 +127,7 @@ def reference_of_other_weights(other_weights: bool = True) -> GateRecord:
     from zoogate.gates import accuracy as accuracy_gates
 
     spec, dataset = baselines.model(PRIMARY).preprocess, _reuse_set()
-    folder = Path(tempfile.mkdtemp(prefix="zoogate-fault-"))
+    folder = scratch()
     deployed = _other_weights() if other_weights else PrimaryModel.loaded()
     earlier_session = TorchRunner().load(deployed, REUSE_BS)
     identity = partial_results.run_identity(earlier_session, PRIMARY, spec, dataset)
