@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 
 import numpy as np
 
@@ -17,9 +18,16 @@ from hardware.base import Backend, Marker, Runner
 from zoogate.identity import state_dict_digest
 
 
+# a GPU torch can use shows one of these: NVIDIA's driver, WSL2's GPU paravirtualisation, ROCm (torch.cuda on AMD)
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
+
+
 @functools.lru_cache(maxsize=None)
 def cuda() -> tuple[bool, str]:
-    """Is a CUDA GPU usable by torch here? (torch is imported on the first call, not at import time.)"""
+    """Is a CUDA GPU usable by torch here? Without a GPU device node the answer is no, and torch (about a
+    second to import) is not asked; otherwise torch is imported on the first call, not at import time."""
+    if not any(os.path.exists(node) for node in GPU_DEVICE_NODES):
+        return False, f"no CUDA GPU: no GPU device node on this machine ({', '.join(GPU_DEVICE_NODES)})"
     import torch
 
     if not torch.cuda.is_available():
@@ -28,6 +36,8 @@ def cuda() -> tuple[bool, str]:
 
 
 def cuda_cards() -> list[int]:
+    if not cuda()[0]:
+        return []
     import torch
 
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []

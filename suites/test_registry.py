@@ -204,8 +204,8 @@ def test_runner(runner_case):
 '''
 
 
-def test_a_new_backends_marker_skips_its_tests_with_its_detection_reason(vendor_package, pytester, monkeypatch,
-                                                                          tmp_path, request):
+def test_a_new_backends_marker_skips_its_tests_with_its_detection_reason(torch_before_pytester, vendor_package,
+                                                                          pytester, monkeypatch, tmp_path, request):
     from zoogate import cache
 
     vendor_package("foo = zoogate_foo")
@@ -282,3 +282,23 @@ def test_the_loader_bounds_loaded_artifacts_not_batch_size_views(request, monkey
     loader.load("c", "loaded-double", 1)                        # a third artifact: b goes, not a
     assert closed == ["b"]
     assert loader.load("a", "loaded-double", 1) is a1
+
+
+def test_cuda_detection_asks_torch_only_where_a_gpu_device_node_exists(monkeypatch):
+    from hardware import torch_runner
+
+    asked = []
+    monkeypatch.setattr(torch_runner.os.path, "exists", lambda node: asked.append(node) and False)
+    torch_runner.cuda.cache_clear()
+    try:
+        ok, why = torch_runner.cuda()
+        assert not ok and "no GPU device node" in why and asked == list(torch_runner.GPU_DEVICE_NODES), why
+        assert torch_runner.cuda_cards() == []
+        monkeypatch.setattr(torch_runner.os.path, "exists", lambda node: node == "/dev/nvidiactl")
+        torch_runner.cuda.cache_clear()
+        import torch
+
+        ok, why = torch_runner.cuda()
+        assert ok == torch.cuda.is_available() and "device node" not in why, why
+    finally:
+        torch_runner.cuda.cache_clear()

@@ -195,7 +195,7 @@ def test_diff_counts_a_gate_gone_inconclusive_as_a_regression(tmp_path):
 # ------------------------------------------------------------------ the plugin, end to end (pytester)
 
 @pytest.fixture
-def suite(pytester, monkeypatch, tmp_path, request):
+def suite(torch_before_pytester, pytester, monkeypatch, tmp_path, request):
     """A pytester project with the suite's pytest configuration (the plugin comes by its entry point);
     host baselines and caches in tmp_path, never the user's."""
     from zoogate import cache

@@ -215,6 +215,33 @@ def test_host_baseline_is_pytest_benchmark_storage(tmp_path):
     assert load_host_baseline("layout", storage=tmp_path, fingerprint=fp).path == second   # newest wins
 
 
+def test_host_fingerprint_is_the_same_whether_or_not_torch_ran(tmp_path, monkeypatch):
+    """A process that runs no torch code names its host from the cached default thread count, without
+    importing torch; the fingerprint (so the host id baselines are saved under) is the one torch gives."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    from zoogate import cache
+    from zoogate.throughput import host
+
+    monkeypatch.setenv("ZOOGATE_CACHE", str(tmp_path))
+    here = host_fingerprint()
+    cache.cached_json("torch-threads", host.torch_threads_key(here["torch"], here["usable_cpus"]),
+                      torch.get_num_threads)             # what a process that imported torch would store
+    code = ("import json, sys; from zoogate.throughput import host_fingerprint; "
+            "print(json.dumps([host_fingerprint(), 'torch' in sys.modules]))")
+    res = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    there, imported = json.loads(res.stdout)
+    assert not imported, "the process imported torch instead of reading the cached thread count"
+    assert there == here and there["torch_threads"] == torch.get_num_threads()
+
+
 def test_host_baseline_errors_name_the_file(tmp_path):
     fp = {**host_fingerprint(), "cpu": "self-test host"}
     other = {**fp, "cpu": "another host"}

@@ -19,10 +19,8 @@ from torch import nn
 from zoogate import baselines, cache, models, synthetic
 from zoogate.baselines import ModelBaseline
 from zoogate.errors import ZoogateError
+from zoogate.weights_recipe import CALIBRATION, DEFAULT_SEED
 
-DEFAULT_SEED = 0             # the seed of calibrated weights unless a caller gives one
-CALIBRATION = {"batches": 4, "batch_size": 8, "image_seed": 10_000, "target_logit_std": 3.0,
-               "head_directions": 8, "head_whiten": 0.0, "version": 3}
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".safetensors", ".bin")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -140,14 +141,19 @@ class HardwareSkips:
 
 @pytest.fixture(autouse=True)
 def _restore_rng_state():
-    """Tests may seed RNGs; restore python/numpy/torch state afterwards so order never matters."""
-    import torch
-
-    py, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    """Tests may seed RNGs; restore python/numpy/torch state afterwards so order never matters. torch is not
+    imported for this (a run of tests that use no torch never imports it): after the test that first imports
+    it, its generator is reseeded at random, as a fresh import of torch seeds it."""
+    torch = sys.modules.get("torch")
+    py, np_state = random.getstate(), np.random.get_state()
+    torch_state = torch.get_rng_state() if torch is not None else None
     yield
     random.setstate(py)
     np.random.set_state(np_state)
-    torch.set_rng_state(torch_state)
+    if torch_state is not None:
+        torch.set_rng_state(torch_state)
+    elif "torch" in sys.modules:
+        sys.modules["torch"].seed()
 
 
 LOGGED = pytest.StashKey[int]()      # records a test logged through gate_log

@@ -80,10 +80,10 @@ def _ort_providers() -> list[str] | None:
 def default_seeds() -> dict[str, Any]:
     """The seeds the suite's generated data and weights come from (where those modules say)."""
     seeds: dict[str, Any] = {"pythonhashseed": os.environ.get("PYTHONHASHSEED")}
-    from zoogate import weights
+    from zoogate import weights_recipe
 
-    seeds["weights_seed"] = weights.DEFAULT_SEED
-    seeds["calibration"] = dict(weights.CALIBRATION)
+    seeds["weights_seed"] = weights_recipe.DEFAULT_SEED
+    seeds["calibration"] = dict(weights_recipe.CALIBRATION)
     return seeds
 
 

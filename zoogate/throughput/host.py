@@ -67,13 +67,43 @@ def host_fingerprint() -> dict:
           "cpu_count": os.cpu_count(), "usable_cpus": usable,
           "python": ".".join(platform.python_version_tuple()[:2]),
           "torch": package_version("torch"), "onnxruntime": package_version("onnxruntime"), "numpy": package_version("numpy")}
-    try:
+    threads = _torch_threads(usable)
+    if threads is not None:
+        fp["torch_threads"] = threads
+    return fp
+
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")      # what sets torch's default intra-op thread count
+
+
+def _torch_threads(usable: int | None) -> int | None:
+    """torch's intra-op thread count. Asked of torch when this process has imported it (a test may have set
+    it); otherwise it is the count torch starts with, which depends only on its version, the CPU and the thread
+    environment, and is kept in the cache: a run that runs no torch code (a lab command that skips, a
+    collection) then does not import torch, about a second, just to name its host."""
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    version = package_version("torch")
+    if version is None:
+        return None
+
+    def ask() -> int:
         import torch
 
-        fp["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        pass
-    return fp
+        return torch.get_num_threads()
+
+    from zoogate import cache
+
+    return cache.cached_json("torch-threads", torch_threads_key(version, usable), ask,
+                             label=f"torch {version} default threads")
+
+
+def torch_threads_key(version: str, usable: int | None) -> dict:
+    """What torch's default thread count depends on: its version, the CPU and the thread environment."""
+    return {"torch": version, "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "usable_cpus": usable,
+            **{name: os.environ.get(name) for name in THREAD_ENV}}
 
 
 def host_id(fingerprint: dict | None = None) -> str:
