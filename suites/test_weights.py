@@ -10,17 +10,15 @@ from zoogate.errors import ZoogateError
 # (every pytest run collects it, a lab command that skips everything too)
 
 
-def test_calibrated_logit_std_is_realistic(torch_model_name, zoo):
+def test_calibrated_logit_std_is_realistic(torch_model_name, zoo, eager_logits):
     """Random init gives ~1e11; calibrated weights must give logits with a trained-model-like spread,
-    measured on generated images that were not used for calibration."""
-    import torch
-
+    measured on generated images that were not used for calibration (the agreement gate's batch: its eager
+    logits are memoised for the session)."""
     model_name = torch_model_name
     lm = zoo.model(model_name)
     if not lm.calibrated:
         pytest.skip(f"{model_name} uses a real checkpoint ({lm.origin}); calibration not applied")
-    with torch.no_grad():
-        logits = lm.module(torch.from_numpy(np.array(zoo.batch(model_name, 8, seed=1))))
+    logits = eager_logits(model_name, zoo.batch(model_name, 4))
     std = float(logits.std())
     lo = baselines.tolerance("calibrated_logit_std_min").value
     hi = baselines.tolerance("calibrated_logit_std_max").value

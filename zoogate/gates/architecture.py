@@ -50,8 +50,13 @@ def count_gflops(module: nn.Module, input_size: int) -> float:
 
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        module.eval()(torch.zeros(1, 3, input_size, input_size))
+        module.eval()(torch.zeros(1, 3, input_size, input_size, device=_device(module)))
     return counter.get_total_flops() / 1e9
+
+
+def _device(module: nn.Module):
+    """Where the module's parameters are: counting and shape checks run there (the meta device: shapes only)."""
+    return next(module.parameters()).device
 
 
 def flops_gate(name: str, module: nn.Module) -> GateRecord:
@@ -72,7 +77,7 @@ def io_gate(name: str, module: nn.Module, batch_size: int = 2) -> GateRecord:
     mb = baselines.model(name)
     want = (batch_size, mb.num_classes)
     with torch.no_grad():
-        out = module.eval()(torch.zeros(batch_size, 3, mb.input_size, mb.input_size))
+        out = module.eval()(torch.zeros(batch_size, 3, mb.input_size, mb.input_size, device=_device(module)))
     got = tuple(out.shape)
     ok = got == want and out.dtype == torch.float32
     return GateRecord(gate="architecture", check="io_shape", model=name, status=PASS if ok else FAIL,
