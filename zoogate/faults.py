@@ -14,6 +14,7 @@ here from zoogate.faults_primary).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -43,20 +44,15 @@ class Fault:
     bisected: bool = False  # an ONNX candidate: the FAIL must name its first divergent node (zoogate.bisect)
 
 
-def _fixture_images():
-    from zoogate.preprocess.measured import fixture_images
-
-    return fixture_images()
-
-
 def _preprocessing_fault(variant_pipeline: Callable, runner: str) -> GateRecord:
-    """Measure a planted pipeline against the torchvision reference on the fixture images."""
-    from zoogate.preprocess import parity, variants
+    """Measure a planted pipeline against the torchvision reference on the fixture images (decoded, and the
+    reference run on them, once per process)."""
+    from zoogate.preprocess import measured, parity, variants
     from zoogate.gates import preprocessing
 
-    images = _fixture_images()
-    reference = variants.build("reference", PREPROCESS_MODEL)
-    dist = parity.measure(variant_pipeline, images, reference, baselines.model(PREPROCESS_MODEL).preprocess)
+    images = measured.shared_fixture_images(variants.decoder_of("reference"))
+    dist = parity.measure(variant_pipeline, images, measured.shared_reference(PREPROCESS_MODEL),
+                          baselines.model(PREPROCESS_MODEL).preprocess)
     return preprocessing.gate_identical(PREPROCESS_MODEL, runner, dist)
 
 
@@ -103,8 +99,14 @@ def _exact_preprocessing_rows() -> tuple[Fault, ...]:
     from zoogate.preprocess.variants import DEPLOYED, decoder_of
 
     return tuple(Fault(f"{f.id}-into-{v}", f"{f.describe(decoder_of(v))}, in `{v}`", "preprocessing", "expected_outputs",
-                       lambda v=v, f=f.id: exact_preprocessing(v, f), lambda v=v: exact_preprocessing(v))
+                       lambda v=v, f=f.id: exact_preprocessing(v, f), lambda v=v: _unmodified(v))
                  for f in EXACT_FAULTS for v in DEPLOYED)
+
+
+@functools.lru_cache(maxsize=None)
+def _unmodified(variant: str) -> GateRecord:
+    """The control of every exact fault planted into ``variant``: the same variant, unmodified, judged once."""
+    return exact_preprocessing(variant)
 
 
 def healthy_agreement() -> GateRecord:

@@ -28,8 +28,10 @@ def _edited(name: str, edit) -> tuple[Path, str]:
     source = PrimaryModel.onnx()
     model = onnx.load(str(source))
     planted = edit(model)
-    path = write_atomic(cache.root() / "faults" / f"{source.stem}-{name}.onnx",
-                        lambda fh: fh.write(model.SerializeToString()))
+    blob = model.SerializeToString()
+    path = cache.root() / "faults" / f"{source.stem}-{name}.onnx"
+    if not (path.is_file() and path.stat().st_size == len(blob) and path.read_bytes() == blob):
+        write_atomic(path, lambda fh: fh.write(blob))      # rewritten only when the edit made other bytes
     return path, planted
 
 

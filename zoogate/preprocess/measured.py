@@ -276,7 +276,8 @@ def _recorded_distances() -> dict[tuple[str, str], RecordedDistance]:
     return _LOADED["distances"]
 
 
-def _shared_reference(model: str) -> dict[str, np.ndarray]:
+def shared_reference(model: str) -> dict[str, np.ndarray]:
+    """The reference's tensors on shared_fixture_images() of the reference's decoder, computed once per process."""
     key = ("reference", model)
     if key not in _LOADED:
         _LOADED[key] = reference_tensors(model, shared_fixture_images(V.decoder_of("reference")))
@@ -296,7 +297,7 @@ def exact_gate(case: ParityCase, *, pipeline=None, overrides: dict[str, str] | N
     outputs = case_outputs(case, images, pipe)
     distance = None
     if case.variant != "reference":
-        reference = reference if reference is not None else _shared_reference(case.model)
+        reference = reference if reference is not None else shared_reference(case.model)
         distance = distance_to_reference(case, outputs, reference)
     record = record or _record()
     recorded_distances = _recorded_distances() if recorded_distances is None else recorded_distances
