@@ -152,3 +152,12 @@ def test_a_cached_json_fact_is_computed_once_per_key_and_read_back_equal(tmp_pat
     synsets, full = imagenet_info()
     assert (synsets, full) == tuple(_timm_imagenet_info()) and len(synsets) == 1000
     assert imagenet_info() == (synsets, full)
+
+
+def test_library_versions_in_keys_are_the_packages_own():
+    """Keys name torch, torchvision and timm without importing them (read from their version.py), and name them
+    exactly as the imported packages do, "+cu130" local tags included."""
+    import importlib
+
+    versions = cache.versions()
+    assert versions == {name: importlib.import_module(name).__version__ for name in versions}

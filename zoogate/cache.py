@@ -7,6 +7,7 @@ same folder, then os.replace), so a reader never sees a half-written file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -64,13 +65,27 @@ def key(parts: dict) -> str:
 
 def versions() -> dict[str, str]:
     """Library versions that change what an export or a calibration produces."""
-    import onnx
-    import timm
-    import torch
-    import torchvision
+    return {name: package_version(name) for name in ("torch", "torchvision", "timm", "onnx")}
 
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__,
-            "onnx": onnx.__version__}
+
+@functools.lru_cache(maxsize=None)
+def package_version(name: str) -> str:
+    """``name.__version__``, read from the package's version.py where that file defines it (torch, torchvision,
+    timm), so that a key can be made without importing them (seconds: timm imports torchvision, which imports
+    torch._dynamo); otherwise the package is imported."""
+    import importlib
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec(name)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            text = Path(folder, "version.py").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if m := re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M):
+            return m[1]
+    return importlib.import_module(name).__version__
 
 
 def _remove(path: str | os.PathLike) -> None:

@@ -62,10 +62,20 @@ def build(name: str, *, seed: int = 0) -> nn.Module:
     return module.eval()
 
 
+class _SkipNormalOnMeta(torch.overrides.TorchFunctionMode):
+    """``Tensor.normal_`` on the meta device has no kernel: it falls back to a Python decomposition whose first
+    call imports torch._dynamo (about 1.7 s). A skeleton's values are never read, so it is skipped there."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.normal_ and args and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
 def skeleton(name: str) -> nn.Module:
     """The architecture of ``name`` without initialising it (parameters on the meta device): what a state dict
     is loaded into with ``load_state_dict(..., assign=True)``. timm's init of inception_v4 alone takes ~2 s."""
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipNormalOnMeta():
         return build(name)
 
 
