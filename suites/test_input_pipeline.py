@@ -227,3 +227,40 @@ def test_a_slow_runner_is_not_host_bound(labelled, tmp_path):
                                inputs=_options(tmp_path, 1))
     assert not result.pipeline.host_bound and result.pipeline.warning() is None
     assert result.pipeline.runner_img_s < result.pipeline.host_img_s
+
+
+class _Finalised:
+    """Garbage held by a reference cycle; its finaliser names the process that ran it."""
+
+    def __init__(self, log) -> None:
+        self.log, self.me = log, self
+
+    def __del__(self) -> None:
+        with open(self.log, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+
+def test_a_worker_never_finalises_garbage_it_inherited(labelled, tmp_path):
+    """A worker that collects garbage (here on purpose, per image) must not finalise the parent's: an ONNX
+    Runtime session's destructor there waits forever on a thread pool that exists only in the parent."""
+    import gc
+
+    log = tmp_path / "finalised-by"
+    spec = _spec()
+
+    def collecting(img):
+        gc.collect()
+        return preprocess_reference(img, spec)
+
+    enabled = gc.isenabled()
+    gc.disable()                  # the cycle must still be garbage, uncollected, when the workers fork
+    try:
+        _Finalised(log)
+        got, _ = _tensors(labelled, _options(tmp_path, 1, cache=False), pipeline=collecting)
+    finally:
+        if enabled:
+            gc.enable()
+    gc.collect()
+    assert got.shape[0] == N
+    assert log.read_text().split() == [str(os.getpid())], "a worker ran the finaliser of the parent's garbage"
+

@@ -179,6 +179,21 @@ def _as_list(batch):
     return batch
 
 
+def _started(loader):
+    """``iter(loader)``, whose worker processes are forked from this one, with every object this process holds
+    frozen (gc.freeze) while they start. Garbage among those objects, e.g. an ONNX Runtime session an earlier
+    run dropped inside a reference cycle, must never be collected in a worker: its destructor waits on a thread
+    pool that exists only here, and the worker hangs. A collector leaves frozen objects alone; this process
+    unfreezes them once the workers run (the fork pattern the gc module documents)."""
+    import gc
+
+    gc.freeze()
+    try:
+        return iter(loader)
+    finally:
+        gc.unfreeze()
+
+
 class InputPipeline:
     def __init__(self, paths: Sequence[Path], spec: Preprocess, batch_size: int, *,
                  pipeline: Callable | None = None, options: InputOptions | None = None) -> None:
@@ -220,7 +235,7 @@ class InputPipeline:
 
         loader = DataLoader(self.items, batch_size=self.batch_size, sampler=range(start, len(self.items)),
                             num_workers=self.stats.workers, collate_fn=_as_list, prefetch_factor=PREFETCH_BATCHES)
-        batches = iter(loader)
+        batches = _started(loader)
         try:
             yield from batches
         finally:
