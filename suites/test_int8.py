@@ -70,15 +70,20 @@ def test_runner_options_are_checked():
         int8.Int8Options.of({"keep_float": "all"})
 
 
-def test_a_build_is_reused_only_for_the_same_export_calibration_and_method(zoo):
+def test_a_build_is_reused_only_for_the_same_export_calibration_and_method(zoo, tmp_path):
+    """What is tested is the build cache's key, so the graph is a small classifier of the primary model's input:
+    a real network's int8 builds take seconds each (its own builds are made by the runner suites)."""
     from zoogate.faults_primary import PrimaryModel
+    from zoogate.faults_reuse import class0_onnx
 
-    source = PrimaryModel.onnx()
     calibration = int8.generated_calibration(PrimaryModel.loaded())
+    source = class0_onnx(tmp_path / "class0.onnx")
     first = int8.build(source, calibration, method="minmax")
-    assert int8.build(source, calibration, method="minmax") == first
+    made = first.stat().st_mtime_ns
+    assert int8.build(source, calibration, method="minmax") == first and first.stat().st_mtime_ns == made
     fewer = int8.CalibrationSet(calibration.tensors[:8], calibration.fingerprint + ":first8", "first 8")
     assert int8.build(source, fewer, method="minmax") != first
+    assert int8.build(source, calibration, method="percentile") != first
     made_of = json.loads(first.with_name(first.name + ".json").read_text())
     assert made_of["calibration"] == calibration.fingerprint and made_of["method"] == "minmax"
     assert made_of["recipe"]["activations"] == "uint8" and made_of["keep_float"] == "classifier"
