@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import sys
 
 import numpy as np
 
@@ -18,15 +19,24 @@ from hardware.base import Backend, Marker, Runner
 from zoogate.identity import state_dict_digest
 
 
-# a GPU torch can use shows one of these: NVIDIA's driver, WSL2's GPU paravirtualisation, ROCm (torch.cuda on AMD)
-GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
+# On Linux a GPU torch can use shows one of these: NVIDIA's driver (its /proc entry exists before the first CUDA
+# call creates the /dev nodes on hosts without udev), Jetson's GPU, WSL2's GPU paravirtualisation, ROCm
+GPU_DEVICE_NODES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/nvhost-ctrl-gpu",
+                    "/etc/nv_tegra_release", "/dev/dxg", "/dev/kfd")
+
+
+def gpu_device_node() -> str | None:
+    """The first GPU device node present; None where there is none. Elsewhere than Linux: not known, so ""."""
+    if not sys.platform.startswith("linux"):
+        return ""
+    return next((node for node in GPU_DEVICE_NODES if os.path.exists(node)), None)
 
 
 @functools.lru_cache(maxsize=None)
 def cuda() -> tuple[bool, str]:
-    """Is a CUDA GPU usable by torch here? Without a GPU device node the answer is no, and torch (about a
-    second to import) is not asked; otherwise torch is imported on the first call, not at import time."""
-    if not any(os.path.exists(node) for node in GPU_DEVICE_NODES):
+    """Is a CUDA GPU usable by torch here? On a Linux host without a GPU device node the answer is no, and
+    torch (about a second to import) is not asked; otherwise torch is imported on the first call."""
+    if gpu_device_node() is None:
         return False, f"no CUDA GPU: no GPU device node on this machine ({', '.join(GPU_DEVICE_NODES)})"
     import torch
 

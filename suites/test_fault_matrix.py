@@ -65,6 +65,7 @@ def test_fault_rows_leave_nothing_in_the_temp_folder(tmp_path):
             "(a / 'x').write_text('x'); print(a.parent == b.parent, a.parent)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
     shared, folder = res.stdout.split()
-    assert res.returncode == 0 and shared == "True", res.stderr
+    assert shared == "True", res.stdout
     assert Path(folder).parent == tmp_path and not Path(folder).exists() and not any(tmp_path.iterdir())

@@ -180,18 +180,15 @@ def _as_list(batch):
 
 
 def _started(loader):
-    """``iter(loader)``, whose worker processes are forked from this one, with every object this process holds
-    frozen (gc.freeze) while they start. Garbage among those objects, e.g. an ONNX Runtime session an earlier
-    run dropped inside a reference cycle, must never be collected in a worker: its destructor waits on a thread
-    pool that exists only here, and the worker hangs. A collector leaves frozen objects alone; this process
-    unfreezes them once the workers run (the fork pattern the gc module documents)."""
+    """``iter(loader)``, whose worker processes are forked from this one, after collecting this process's
+    garbage. A worker must never collect garbage it inherited, e.g. an ONNX Runtime session an earlier run
+    dropped inside a reference cycle: that session's destructor waits on a thread pool that exists only here,
+    and the worker hangs. Collected here, the garbage is finalised where it was made. (gc.freeze would keep
+    it from a worker's collector too, but unfreezing afterwards thaws every frozen object, a caller's too.)"""
     import gc
 
-    gc.freeze()
-    try:
-        return iter(loader)
-    finally:
-        gc.unfreeze()
+    gc.collect()
+    return iter(loader)
 
 
 class InputPipeline:

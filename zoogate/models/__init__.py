@@ -67,7 +67,7 @@ class _SkipNormalOnMeta(torch.overrides.TorchFunctionMode):
     call imports torch._dynamo (about 1.7 s). A skeleton's values are never read, so it is skipped there."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func is torch.Tensor.normal_ and args and args[0].is_meta:
+        if func in (torch.Tensor.normal_, torch.nn.init.normal_) and args and args[0].is_meta:
             return args[0]
         return func(*args, **(kwargs or {}))
 

@@ -143,7 +143,7 @@ class HardwareSkips:
 def _restore_rng_state():
     """Tests may seed RNGs; restore python/numpy/torch state afterwards so order never matters. torch is not
     imported for this (a run of tests that use no torch never imports it): after the test that first imports
-    it, its generator is reseeded at random, as a fresh import of torch seeds it."""
+    it, its generator is reset to a new generator's state, the same whichever test that was."""
     torch = sys.modules.get("torch")
     py, np_state = random.getstate(), np.random.get_state()
     torch_state = torch.get_rng_state() if torch is not None else None
@@ -153,7 +153,8 @@ def _restore_rng_state():
     if torch_state is not None:
         torch.set_rng_state(torch_state)
     elif "torch" in sys.modules:
-        sys.modules["torch"].seed()
+        torch = sys.modules["torch"]
+        torch.set_rng_state(torch.Generator().get_state())
 
 
 LOGGED = pytest.StashKey[int]()      # records a test logged through gate_log

@@ -67,13 +67,18 @@ def host_fingerprint() -> dict:
           "cpu_count": os.cpu_count(), "usable_cpus": usable,
           "python": ".".join(platform.python_version_tuple()[:2]),
           "torch": package_version("torch"), "onnxruntime": package_version("onnxruntime"), "numpy": package_version("numpy")}
-    threads = _torch_threads(usable)
+    try:
+        threads = _torch_threads(usable)
+    except (ImportError, OSError):        # a torch that cannot load: the host is named without its threads
+        threads = None
     if threads is not None:
         fp["torch_threads"] = threads
     return fp
 
 
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")      # what sets torch's default intra-op thread count
+# what sets torch's default intra-op thread count
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_THREAD_LIMIT", "OMP_DYNAMIC", "MKL_DYNAMIC",
+              "MKL_DOMAIN_NUM_THREADS")
 
 
 def _torch_threads(usable: int | None) -> int | None:
