@@ -65,14 +65,15 @@ def key(parts: dict) -> str:
 
 def versions() -> dict[str, str]:
     """Library versions that change what an export or a calibration produces."""
-    return {name: package_version(name) for name in ("torch", "torchvision", "timm", "onnx")}
+    return {name: module_version(name) for name in ("torch", "torchvision", "timm", "onnx")}
 
 
 @functools.lru_cache(maxsize=None)
-def package_version(name: str) -> str:
-    """``name.__version__``, read from the package's version.py where that file defines it (torch, torchvision,
-    timm), so that a key can be made without importing them (seconds: timm imports torchvision, which imports
-    torch._dynamo); otherwise the package is imported."""
+def module_version(name: str) -> str:
+    """``name.__version__``, not its distribution's version (torch's distribution says "2.14.1" where the
+    module says "2.14.1+cu130"). Read from the package's version.py where that file defines it (torch,
+    torchvision, timm), so that a key can be made without importing them (seconds: timm imports torchvision,
+    which imports torch._dynamo); otherwise the package is imported."""
     import importlib
     import importlib.util
     import re

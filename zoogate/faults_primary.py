@@ -3,6 +3,7 @@ and the fp32 agreement gate that backends' fault rows reuse."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable
 
@@ -12,10 +13,16 @@ from hardware.base import Runner
 from zoogate import baselines
 from zoogate.record import GateRecord
 
-_SCRATCH: list = []             # the process's one scratch TemporaryDirectory, made on first use
-
 PRIMARY = "iresnet50"            # cheapest real network (224 px); inception_v4 for preprocessing (342/299)
 PREPROCESS_MODEL = "inception_v4"
+
+
+@functools.lru_cache(maxsize=1)
+def _scratch_root():
+    """The process's one scratch folder, removed when the process exits (TemporaryDirectory's finaliser)."""
+    import tempfile
+
+    return tempfile.TemporaryDirectory(prefix="zoogate-faults-")
 
 
 def scratch(prefix: str = "fault-") -> Path:
@@ -23,9 +30,7 @@ def scratch(prefix: str = "fault-") -> Path:
     folder of this process that is removed when the process exits, so runs leave nothing in the temp folder."""
     import tempfile
 
-    if not _SCRATCH:
-        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="zoogate-faults-"))
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=_SCRATCH[0].name))
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=_scratch_root().name))
 
 
 class PrimaryModel:
