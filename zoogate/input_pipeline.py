@@ -179,16 +179,32 @@ def _as_list(batch):
     return batch
 
 
-def _started(loader):
-    """``iter(loader)``, whose worker processes are forked from this one, after collecting this process's
-    garbage. A worker must never collect garbage it inherited, e.g. an ONNX Runtime session an earlier run
-    dropped inside a reference cycle: that session's destructor waits on a thread pool that exists only here,
-    and the worker hangs. Collected here, the garbage is finalised where it was made. (gc.freeze would keep
-    it from a worker's collector too, but unfreezing afterwards thaws every frozen object, a caller's too.)"""
+def _keep_inherited_objects(collecting: bool, _worker_id: int) -> None:
+    """A worker's first step (the DataLoader's worker_init_fn): everything it inherited from the parent goes to
+    the permanent generation, so this worker's collector never finalises the parent's garbage, e.g. an ONNX
+    Runtime session an earlier run dropped inside a reference cycle, whose destructor waits on a thread pool
+    that exists only in the parent: the worker would hang. Then the worker collects its own garbage as the
+    parent did."""
     import gc
 
-    gc.collect()
-    return iter(loader)
+    gc.freeze()
+    if collecting:
+        gc.enable()
+
+
+def _forked(loader, collecting: bool):
+    """``iter(loader)``, which forks the worker processes, with the collector off from before the forks until
+    each worker's ``_keep_inherited_objects``. Collecting the parent's garbage instead would walk every object
+    of a large process before each run (90 ms with torch imported, more in a test session); freezing in the
+    parent would need an unfreeze afterwards, which thaws every frozen object, a caller's too."""
+    import gc
+
+    gc.disable()
+    try:
+        return iter(loader)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class InputPipeline:
@@ -228,11 +244,15 @@ class InputPipeline:
                 self.stats.cache_written = self.cache.written
 
     def _from_workers(self, start: int):
+        import gc
+
         from torch.utils.data import DataLoader
 
+        collecting = gc.isenabled()
         loader = DataLoader(self.items, batch_size=self.batch_size, sampler=range(start, len(self.items)),
-                            num_workers=self.stats.workers, collate_fn=_as_list, prefetch_factor=PREFETCH_BATCHES)
-        batches = _started(loader)
+                            num_workers=self.stats.workers, collate_fn=_as_list, prefetch_factor=PREFETCH_BATCHES,
+                            worker_init_fn=functools.partial(_keep_inherited_objects, collecting))
+        batches = _forked(loader, collecting)
         try:
             yield from batches
         finally:
