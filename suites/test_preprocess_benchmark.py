@@ -4,9 +4,13 @@ runner, and the crop cache's second pass against its first. No timed assertion (
 ratios are recorded in each benchmark's extra_info and printed (``-s``); every result must be bit-identical
 to the reference's.
 
-320 images: the live pipeline's fixed cost (starting its worker processes, filling the first batch, about
-0.1 s) is then under a fifth of the run, as it is a rounding error in a 50,000-image run; the steady-state
-ratio after the first batch is recorded beside the ratio over the whole set."""
+Each side is warmed on a few images before it is timed: the first preprocessing in a process pays for
+imports and first-call set-up (about 1.9 s for the reference, 1.2 s for the pipeline on this project's CI
+host), which a 50,000-image run pays once, and which would otherwise count against whichever side ran first.
+
+320 images: the live pipeline's fixed cost per run (starting its worker processes, filling the first batch,
+0.1-0.25 s, more in a large process) is a rounding error in a 50,000-image run but not in 320 images, so the
+steady-state ratio after the first batch is recorded beside the ratio over the whole set."""
 
 from __future__ import annotations
 
@@ -27,13 +31,14 @@ N_IMAGES = 320
 ROUNDS = 2
 JOBS = 2
 BS = 8                    # the live pipeline's batch size
+WARM_IMAGES = 2 * BS      # each side's untimed warm-up: one batch per worker
 GROUP = f"preprocess-{N_IMAGES}-jpegs-inception_v4"
 _results: dict[str, object] = {}        # reference timing and digest, read by the fast benchmark
 
 
 @pytest.fixture(scope="module")
 def jpegs(tmp_path_factory):
-    """200 distinct ImageNet-sized JPEGs: 6 seeded pictures, each shifted, mirrored and re-encoded."""
+    """320 distinct ImageNet-sized JPEGs: 6 seeded pictures, each shifted, mirrored and re-encoded."""
     folder = tmp_path_factory.mktemp("bench-jpegs")
     bases = [np.asarray(im) for im in synthetic.images(6, seed=500)]
     paths = []
@@ -73,11 +78,12 @@ def _mean(benchmark) -> float | None:
 def test_reference_single_process(benchmark, jpegs):
     spec = baselines.model("inception_v4").preprocess
 
-    def run():
-        return [preprocess_reference(decode_rgb(p), spec) for p in jpegs]
+    def run(paths=jpegs):
+        return [preprocess_reference(decode_rgb(p), spec) for p in paths]
 
     benchmark.group = GROUP
     with torch_threads(1):          # single process, single thread: the baseline a lab script runs
+        run(jpegs[:WARM_IMAGES])
         out = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
     assert len(out) == N_IMAGES
     _results["reference_digest"] = _digest(out)
@@ -138,6 +144,7 @@ def test_live_pipeline_with_a_null_runner(benchmark, jpegs, workers):
     options = InputOptions(workers=workers, crop_cache=False)
     if "reference_digest" in _results:
         assert _digest(_feed(jpegs, spec, options)) == _results["reference_digest"]   # bit-identical
+    _drain(jpegs[:WARM_IMAGES], spec, options)
     benchmark.group = GROUP
     runs = []
 
@@ -168,7 +175,7 @@ def test_live_pipeline_with_a_null_runner(benchmark, jpegs, workers):
 def test_crop_cache_second_pass(benchmark, jpegs, workers, tmp_path):
     """First pass (decode, crop, publish to the cache) vs a second pass over the cached set, side by side,
     with the same settings and a null runner. With a worker the fixed cost of starting it (about 0.1 s)
-    weighs on a cached pass of 200 images."""
+    weighs on a cached pass of 320 images."""
     from zoogate.input_pipeline import InputOptions
 
     spec = baselines.model("inception_v4").preprocess
