@@ -50,7 +50,7 @@ def cuda_cards() -> list[int]:
         return []
     import torch
 
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    return list(range(torch.cuda.device_count()))
 
 
 GPU = Marker("gpu", "needs a CUDA GPU", detect=lambda: cuda(), device="cuda", cards=lambda: cuda_cards())

@@ -263,4 +263,3 @@ def test_a_worker_never_finalises_garbage_it_inherited(labelled, tmp_path):
     gc.collect()
     assert got.shape[0] == N
     assert log.read_text().split() == [str(os.getpid())], "a worker ran the finaliser of the parent's garbage"
-

@@ -4,6 +4,7 @@ and the fp32 agreement gate that backends' fault rows reuse."""
 from __future__ import annotations
 
 import functools
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -20,16 +21,12 @@ PREPROCESS_MODEL = "inception_v4"
 @functools.lru_cache(maxsize=1)
 def _scratch_root():
     """The process's one scratch folder, removed when the process exits (TemporaryDirectory's finaliser)."""
-    import tempfile
-
     return tempfile.TemporaryDirectory(prefix="zoogate-faults-")
 
 
 def scratch(prefix: str = "fault-") -> Path:
     """A new folder for a fault row's files (data sets, result folders, bisect profiles), under one temporary
     folder of this process that is removed when the process exits, so runs leave nothing in the temp folder."""
-    import tempfile
-
     return Path(tempfile.mkdtemp(prefix=prefix, dir=_scratch_root().name))
 
 
